@@ -1,0 +1,244 @@
+"""Soup benchmark: epochs per second, time outside the particle kernel, long runs, big soups.
+
+Three measurements (issue "The soup"):
+
+1. ``main``: a soup of 10,000 weightwise particles with Attack(0.1), Learn(0.1) and SelfTrain(10)
+   per epoch, genealogy and data collection on. Prints epochs per second and the share of time
+   spent outside the particle kernel. The kernel calls (``self_train``, ``learn``,
+   ``Architecture.apply``, ``classify``, ``fixpoint_error``, ``Architecture.init``) are wrapped
+   with timers by this script only; the share is (total - kernel) / total. Target: < 20 %.
+2. ``long``: 1,000 particles for 1,000 epochs with SelfTrain(10). Target: under a minute.
+3. ``huge``: 100,000 particles, trajectories off, a few epochs; prints the time per epoch and the
+   peak resident memory (``resource.getrusage``). Target: runs without exhausting memory.
+
+Usage::
+
+    python benchmarks/soup.py                 # all three, full size
+    python benchmarks/soup.py --quick         # seconds: a smoke run at small sizes
+    python benchmarks/soup.py --only main --particles 10000 --epochs 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import resource
+import sys
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+import chemistry.metrics  # noqa: E402
+import chemistry.soup  # noqa: E402
+import interactions.learn  # noqa: E402
+import interactions.self_train  # noqa: E402
+from chemistry import Soup  # noqa: E402
+from interactions import Attack, Learn, SelfTrain  # noqa: E402
+from particles import architectures  # noqa: E402
+
+
+class KernelTimer:
+    """Accumulates the wall time spent inside particle-kernel calls (outermost calls only)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        self._depth = 0
+
+    def wrap(self, function: Callable) -> Callable:
+        @functools.wraps(function)
+        def timed(*args, **kwargs):
+            if self._depth:
+                return function(*args, **kwargs)
+            self._depth += 1
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+                self.calls += 1
+                self._depth -= 1
+
+        return timed
+
+    def reset(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+
+
+@contextmanager
+def timed_kernel(timer: KernelTimer):
+    """Patch the kernel entry points that the soup and the rules call, for the duration."""
+    targets = [
+        (interactions.self_train, "self_train"),
+        (interactions.learn, "learn"),
+        (chemistry.soup, "classify"),
+        (chemistry.metrics, "fixpoint_error"),
+    ]
+    classes = [architectures.Weightwise, architectures.Aggregating, architectures.Fourier]
+    classes += [architectures.Recurrent, architectures.FeedForward]
+    for cls in classes:
+        for name in ("apply", "init"):
+            if name in vars(cls):
+                targets.append((cls, name))
+    saved = [(owner, name, getattr(owner, name)) for owner, name in targets]
+    try:
+        for owner, name, original in saved:
+            setattr(owner, name, timer.wrap(original))
+        yield timer
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
+
+
+def bench_main(particles: int, epochs: int, seed: int) -> dict[str, float]:
+    """The issue's soup: attack 0.1, learn 0.1, 10 self-train steps, genealogy and data on."""
+    soup = Soup(
+        [Attack(0.1), Learn(0.1, 1), SelfTrain(10)],
+        population=particles,
+        rng=seed,
+        record_every=0,
+    )
+    soup.run_for(2)  # warm-up: caches, allocator
+    soup.genealogy.graph  # noqa: B018 - materialise the warm-up events
+    timer = KernelTimer()
+    with timed_kernel(timer):
+        start = time.perf_counter()
+        soup.run_for(epochs)
+        stepping = time.perf_counter() - start
+        graph_start = time.perf_counter()
+        graph = soup.genealogy.graph
+        graph_seconds = time.perf_counter() - graph_start
+        total = time.perf_counter() - start
+    rows = soup.datacollector.get_model_vars_dataframe()
+    assert len(rows) == soup.epoch + 1, "data collection must run every epoch"
+    return {
+        "particles": particles,
+        "epochs": epochs,
+        "epochs_per_s": epochs / stepping,
+        "particle_epochs_per_s": particles * epochs / stepping,
+        "kernel_s": timer.seconds,
+        "stepping_s": stepping,
+        "graph_s": graph_seconds,
+        "total_s": total,
+        "outside_share_steps": (stepping - timer.seconds) / stepping,
+        "outside_share_total": (total - timer.seconds) / total,
+        "events": len(soup.genealogy_record),
+        "graph_edges": graph.number_of_edges(),
+    }
+
+
+def bench_long(particles: int, epochs: int, seed: int) -> dict[str, float]:
+    """Many epochs of a mid-sized soup with SelfTrain(10) (trajectories and data on)."""
+    soup = Soup([SelfTrain(10)], population=particles, rng=seed)
+    start = time.perf_counter()
+    soup.run_for(epochs)
+    seconds = time.perf_counter() - start
+    return {"particles": particles, "epochs": epochs, "total_s": seconds}
+
+
+def bench_huge(particles: int, epochs: int, seed: int) -> dict[str, float]:
+    """A very large soup (trajectories off): time per epoch and peak memory."""
+    before = peak_rss_mb()
+    start = time.perf_counter()
+    soup = Soup(
+        [Attack(0.1), Learn(0.1, 1), SelfTrain(10)],
+        population=particles,
+        rng=seed,
+        record_every=0,
+    )
+    built = time.perf_counter() - start
+    start = time.perf_counter()
+    soup.run_for(epochs)
+    seconds = time.perf_counter() - start
+    graph_start = time.perf_counter()
+    edges = soup.genealogy.graph.number_of_edges()
+    graph_seconds = time.perf_counter() - graph_start
+    return {
+        "particles": particles,
+        "epochs": epochs,
+        "build_s": built,
+        "s_per_epoch": seconds / epochs,
+        "graph_s": graph_seconds,
+        "graph_edges": edges,
+        "peak_rss_before_mb": before,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in seconds")
+    parser.add_argument("--only", choices=["main", "long", "huge"], action="append")
+    parser.add_argument("--particles", type=int, default=10_000, help="main: particles")
+    parser.add_argument("--epochs", type=int, default=50, help="main: timed epochs")
+    parser.add_argument("--long-particles", type=int, default=1_000)
+    parser.add_argument("--long-epochs", type=int, default=1_000)
+    parser.add_argument("--huge-particles", type=int, default=100_000)
+    parser.add_argument("--huge-epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.particles, args.epochs = 1_000, 5
+        args.long_particles, args.long_epochs = 200, 50
+        args.huge_particles, args.huge_epochs = 5_000, 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    parts = args.only or ["main", "long", "huge"]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, seed {args.seed}")
+
+    if "main" in parts:
+        r = bench_main(args.particles, args.epochs, args.seed)
+        print(
+            f"[main] {r['particles']} ww particles, Attack(0.1) + Learn(0.1) + SelfTrain(10), "
+            f"genealogy + data collection on, {r['epochs']} epochs"
+        )
+        print(
+            f"  {r['epochs_per_s']:.2f} epochs/s ({r['particle_epochs_per_s']:,.0f} particle-epochs/s)"
+        )
+        print(
+            f"  kernel {r['kernel_s']:.3f} s of {r['stepping_s']:.3f} s stepping; "
+            f"outside-kernel share {100 * r['outside_share_steps']:.1f} % (target < 20 %)"
+        )
+        print(
+            f"  + building the genealogy graph once at the end ({r['graph_edges']:,} edges from "
+            f"{r['events']:,} events): {r['graph_s']:.3f} s -> share including it "
+            f"{100 * r['outside_share_total']:.1f} %"
+        )
+    if "long" in parts:
+        r = bench_long(args.long_particles, args.long_epochs, args.seed)
+        print(
+            f"[long] {r['particles']} ww particles x {r['epochs']} epochs, SelfTrain(10), "
+            f"trajectories + data on: {r['total_s']:.1f} s (target < 60 s at 1,000 x 1,000)"
+        )
+    if "huge" in parts:
+        r = bench_huge(args.huge_particles, args.huge_epochs, args.seed)
+        print(
+            f"[huge] {r['particles']:,} ww particles, Attack(0.1) + Learn(0.1) + SelfTrain(10), "
+            f"trajectories off, {r['epochs']} epochs"
+        )
+        print(
+            f"  build {r['build_s']:.2f} s, {r['s_per_epoch']:.3f} s/epoch, genealogy graph "
+            f"{r['graph_s']:.2f} s ({r['graph_edges']:,} edges)"
+        )
+        print(
+            f"  peak RSS {r['peak_rss_mb']:.0f} MiB (before the soup: "
+            f"{r['peak_rss_before_mb']:.0f} MiB)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""Per-epoch numbers of a soup (floats only) and the Mesa DataCollector that stores them."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import mesa
+import torch
+
+from interactions.events import EventKind
+from particles.classification import Status, fixpoint_error
+
+if TYPE_CHECKING:
+    from chemistry.soup import Soup
+
+
+def metric_names(soup: Soup) -> list[str]:
+    """Column names collected every epoch, fixed when the soup is built."""
+    names = ["epoch", "population"] + [s.name.lower() for s in Status]
+    if len(soup.banks) > 1:
+        for arch_name in soup.architecture_names.values():
+            names += [f"{s.name.lower()}[{arch_name}]" for s in Status]
+    names += ["fixpoint_error_median", "fixpoint_error_mean", "fixpoint_error_min"]
+    names += [f"events_{kind.value}" for kind in EventKind]
+    return names
+
+
+def epoch_metrics(soup: Soup) -> dict[str, float]:
+    """Counts per class (overall and per architecture), fixpoint error statistics, events per kind."""
+    nodes = soup.occupied_nodes()
+    statuses = soup.node_status[nodes]
+    metrics: dict[str, float] = {"epoch": float(soup.epoch), "population": float(nodes.numel())}
+    for status in Status:
+        metrics[status.name.lower()] = float((statuses == status).sum())
+    errors = []
+    multiple = len(soup.banks) > 1
+    for bank, positions, rows in soup.groups(nodes):
+        name = soup.architecture_names[bank.architecture]
+        if multiple:
+            for status in Status:
+                count = (statuses[positions] == status).sum()
+                metrics[f"{status.name.lower()}[{name}]"] = float(count)
+        error = fixpoint_error(
+            bank.architecture, bank.weights[rows], generator=soup.weight_generator
+        )
+        errors.append(error[torch.isfinite(error)].double().cpu())
+    finite = torch.cat(errors) if errors else torch.empty(0, dtype=torch.float64)
+    empty = finite.numel() == 0
+    metrics["fixpoint_error_median"] = math.nan if empty else float(finite.median())
+    metrics["fixpoint_error_mean"] = math.nan if empty else float(finite.mean())
+    metrics["fixpoint_error_min"] = math.nan if empty else float(finite.min())
+    for kind in EventKind:
+        metrics[f"events_{kind.value}"] = 0.0
+    for event in soup.last_events:
+        metrics[f"events_{event.kind.value}"] += 1.0
+    return metrics
+
+
+def build_datacollector(soup: Soup) -> mesa.DataCollector:
+    """A DataCollector with one model reporter per metric, read from ``soup.metrics``."""
+    return mesa.DataCollector(
+        model_reporters={
+            name: (lambda model, name=name: float(model.metrics.get(name, math.nan)))
+            for name in metric_names(soup)
+        }
+    )

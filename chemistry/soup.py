@@ -1,0 +1,440 @@
+"""Soup: a Mesa model holding a population of particles, its topology, rules, records and clocks.
+
+Weights live in one ``WeightBank`` per architecture; every topology node holds at most one
+particle, described by three node-indexed tensors (bank, row, unique id). Rules work on node
+index tensors and call the batched kernel; the soup does the bookkeeping of births and deaths,
+records the events in the genealogy and collects data after every epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import mesa
+import networkx as nx
+import numpy as np
+import torch
+
+from chemistry.genealogy import Genealogy
+from chemistry.metrics import build_datacollector, epoch_metrics
+from chemistry.topology import Topology
+from chemistry.trajectories import Trajectories
+from interactions.base import PAIR_MODES, Interaction
+from interactions.events import Event, EventKind
+from particles.agent import Particle
+from particles.architectures import Architecture, Weightwise
+from particles.bank import WeightBank
+from particles.classification import Status, classify
+from particles.validation import check_choice, check_count, check_positive, check_probability
+
+Tensor = torch.Tensor
+SCHEDULES = ("synchronous", "sequential")
+
+
+def _population_spec(
+    population: int | Mapping[Architecture, int] | Sequence[tuple[Architecture, int]],
+    architecture: Architecture | None,
+) -> list[tuple[Architecture, int]]:
+    if isinstance(population, int) and not isinstance(population, bool):
+        architecture = architecture if architecture is not None else Weightwise()
+        spec = [(architecture, population)]
+    elif isinstance(population, Mapping):
+        spec = list(population.items())
+    elif isinstance(population, Sequence) and not isinstance(population, str):
+        spec = [tuple(item) for item in population]
+    else:
+        raise ValueError(
+            f"population={population!r} is not allowed; give a count, a mapping "
+            "{Architecture: count} or a list of (Architecture, count) pairs"
+        )
+    for arch, count in spec:
+        if not isinstance(arch, Architecture):
+            raise ValueError(f"population key {arch!r} is not an Architecture")
+        check_count(f"population count of {arch}", count, 0)
+    if sum(count for _, count in spec) < 1:
+        raise ValueError(f"population={population!r} is empty; a soup needs at least 1 particle")
+    return spec
+
+
+class Soup(mesa.Model):
+    """A population of particles acting on each other's weights, epoch after epoch.
+
+    Args:
+        rules: the ordered schedule of ``Interaction`` objects run every epoch.
+        population: a particle count (of ``architecture``), or a mapping / list of
+            (Architecture, count) for mixed soups.
+        architecture: the architecture of an integer population (default ``Weightwise()``).
+        topology: a ``Topology``, any networkx graph (one node per slot), or None (well mixed).
+        rng: seed or numpy Generator (Mesa's ``rng=``); every random draw derives from it.
+        device: torch device of the weight banks.
+        dtype: torch.float32 (default) or torch.float64.
+        eps: fixpoint tolerance used to classify particles for the record.
+        schedule: "synchronous" (canonical, SPEC D19) or "sequential" (per particle, in node
+            order, every rule acting on the current weights; fidelity with the original code).
+        record_every: record every particle's weights every k epochs (0 = never).
+        collect_every: classify particles and collect data every k epochs (0 = never).
+
+    Raises:
+        ValueError: for an empty population, a topology with fewer nodes than particles, a
+            rule that cannot act on the given architectures, or any bad argument.
+    """
+
+    def __init__(
+        self,
+        rules: Iterable[Interaction] = (),
+        *,
+        population: int | Mapping[Architecture, int] | Sequence[tuple[Architecture, int]] = 20,
+        architecture: Architecture | None = None,
+        topology: Topology | nx.Graph | None = None,
+        rng: int | np.random.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+        eps: float = 1e-5,
+        schedule: str = "synchronous",
+        record_every: int = 1,
+        collect_every: int = 1,
+    ) -> None:
+        rules = list(rules)
+        for rule in rules:
+            if not isinstance(rule, Interaction):
+                raise ValueError(
+                    f"rule {rule!r} is not an Interaction; subclass interactions.Interaction"
+                )
+        spec = _population_spec(population, architecture)
+        check_positive("eps", eps)
+        check_choice("schedule", schedule, SCHEDULES)
+        check_count("record_every", record_every, 0)
+        check_count("collect_every", collect_every, 0)
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype={dtype} is not allowed; choose torch.float32 or torch.float64")
+        total = sum(count for _, count in spec)
+        if topology is None:
+            topology = Topology.complete(total)
+        elif isinstance(topology, nx.Graph):
+            topology = Topology.from_graph(topology)
+        elif not isinstance(topology, Topology):
+            raise ValueError(
+                f"topology={topology!r} is not allowed; give a Topology, a networkx Graph or None"
+            )
+        if topology.num_nodes < total:
+            raise ValueError(
+                f"topology has {topology.num_nodes} nodes but the population has {total} "
+                "particles; give a topology with at least as many nodes as particles"
+            )
+
+        super().__init__(rng=rng)
+        self.rules = rules
+        self.topology = topology
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype = dtype
+        self.eps = eps
+        self.schedule = schedule
+        self.record_every = record_every
+        self.collect_every = collect_every
+        # Two torch generators derived from Mesa's seeded numpy Generator: one for who meets whom
+        # (node bookkeeping lives on the CPU), one for draws on weights (on the banks' device).
+        seeds = self.rng.integers(0, 2**62, size=2)
+        self.index_generator = torch.Generator().manual_seed(int(seeds[0]))
+        self.weight_generator = torch.Generator(device=self.device).manual_seed(int(seeds[1]))
+
+        self.banks: dict[Architecture, WeightBank] = {}
+        self.architecture_names: dict[Architecture, str] = {}
+        for arch, count in spec:
+            self._add_bank(arch, count)
+        nodes = topology.num_nodes
+        self.node_bank = torch.full((nodes,), -1, dtype=torch.long)
+        self.node_row = torch.full((nodes,), -1, dtype=torch.long)
+        self.node_uid = torch.full((nodes,), -1, dtype=torch.long)
+        self.node_status = torch.full((nodes,), -1, dtype=torch.long)
+        self.particles: dict[int, Particle] = {}
+        self.genealogy_record = Genealogy()
+        self.trajectories = Trajectories(
+            {self.architecture_names[a]: a.num_weights for a in self.banks}
+        )
+        self.last_events: list[Event] = []
+        self.metrics: dict[str, float] = {}
+
+        for rule in rules:
+            rule.check(self)
+        start = 0
+        births: list[Event] = []
+        for arch, count in spec:
+            placed = torch.arange(start, start + count)
+            weights = arch.init(
+                count, generator=self.weight_generator, device=self.device, dtype=dtype
+            )
+            births += self.spawn(arch, weights, placed)
+            start += count
+        self.genealogy_record.record(births)
+        self.datacollector = build_datacollector(self)
+        self._observe()
+
+    # ----------------------------------------------------------------------------------------
+    # Population bookkeeping
+
+    def _add_bank(self, arch: Architecture, count: int) -> WeightBank:
+        if arch not in self.banks:
+            self.banks[arch] = WeightBank(
+                arch, capacity=max(count, 1), device=self.device, dtype=self.dtype
+            )
+            name = arch.reduction
+            same = [n for n in self.architecture_names.values() if n.split("#")[0] == name]
+            self.architecture_names[arch] = name if not same else f"{name}#{len(same)}"
+        return self.banks[arch]
+
+    @property
+    def epoch(self) -> int:
+        """The current epoch: 0 before the first step, then Mesa's ``time``."""
+        return int(self.time)
+
+    @property
+    def bank_list(self) -> list[WeightBank]:
+        return list(self.banks.values())
+
+    def occupied_nodes(self) -> Tensor:
+        """Nodes that hold a particle, ascending: int64 [P]."""
+        return torch.nonzero(self.node_bank >= 0).flatten()
+
+    def free_nodes(self) -> Tensor:
+        """Topology nodes without a particle, ascending: int64 [k]."""
+        return torch.nonzero(self.node_bank < 0).flatten()
+
+    def __len__(self) -> int:
+        return len(self.particles)
+
+    def particle_at(self, node: int) -> Particle | None:
+        """The particle on a topology node, or None."""
+        uid = int(self.node_uid[node])
+        return self.particles.get(uid) if uid >= 0 else None
+
+    def uids_at(self, nodes: Tensor) -> Tensor:
+        """Unique ids of the particles on ``nodes``: int64 [n]."""
+        return self.node_uid[nodes]
+
+    def groups(self, nodes: Tensor) -> list[tuple[WeightBank, Tensor, Tensor]]:
+        """Split nodes by architecture: a list of (bank, positions in ``nodes``, bank rows)."""
+        bank_of = self.node_bank[nodes]
+        if bool((bank_of < 0).any()):
+            raise ValueError(f"nodes {nodes[bank_of < 0].tolist()} hold no particle")
+        banks = self.bank_list
+        out = []
+        for index in torch.unique(bank_of).tolist():
+            positions = torch.nonzero(bank_of == index).flatten()
+            out.append((banks[index], positions, self.node_row[nodes[positions]]))
+        return out
+
+    def pair_groups(
+        self, actors: Tensor, partners: Tensor
+    ) -> list[tuple[WeightBank, Tensor, WeightBank, Tensor, Tensor]]:
+        """Split pairs by (actor architecture, partner architecture).
+
+        Returns a list of (actor bank, actor rows, partner bank, partner rows, positions).
+        """
+        banks = self.bank_list
+        actor_bank, partner_bank = self.node_bank[actors], self.node_bank[partners]
+        key = actor_bank * len(banks) + partner_bank
+        out = []
+        for value in torch.unique(key).tolist():
+            positions = torch.nonzero(key == value).flatten()
+            a, p = divmod(value, len(banks))
+            out.append(
+                (
+                    banks[a],
+                    self.node_row[actors[positions]],
+                    banks[p],
+                    self.node_row[partners[positions]],
+                    positions,
+                )
+            )
+        return out
+
+    def read(self, nodes: Tensor) -> dict[Architecture, tuple[Tensor, Tensor]]:
+        """Weights of the particles on ``nodes``, per architecture: {arch: (positions, weights)}."""
+        return {
+            bank.architecture: (positions, bank.read(rows))
+            for bank, positions, rows in self.groups(nodes)
+        }
+
+    def spawn(
+        self,
+        architecture: Architecture,
+        weights: Tensor,
+        nodes: Tensor,
+        parents: Sequence[Sequence[int]] | None = None,
+    ) -> list[Event]:
+        """Create particles with ``weights`` [n, r] on free ``nodes`` [n]; returns BIRTH events."""
+        nodes = torch.as_tensor(nodes, dtype=torch.long).flatten()
+        if bool((self.node_bank[nodes] >= 0).any()):
+            raise ValueError(f"nodes {nodes[self.node_bank[nodes] >= 0].tolist()} are occupied")
+        bank = self._add_bank(architecture, weights.shape[0])
+        if self.architecture_names[architecture] not in self.trajectories.names:
+            self.trajectories.add(self.architecture_names[architecture], architecture.num_weights)
+        parents = parents if parents is not None else [()] * len(nodes)
+        epoch = self.epoch
+        agents = [
+            Particle(self, bank, -1, birth=epoch, parents=p, node=n)
+            for p, n in zip(parents, nodes.tolist())
+        ]
+        uids = [agent.unique_id for agent in agents]
+        rows = bank.allocate(weights, uids)
+        for agent, row in zip(agents, rows.tolist()):
+            agent.row = row
+            self.particles[agent.unique_id] = agent
+        self.node_bank[nodes] = self.bank_list.index(bank)
+        self.node_row[nodes] = rows.cpu()
+        self.node_uid[nodes] = torch.tensor(uids, dtype=torch.long)
+        self.node_status[nodes] = -1
+        name = self.architecture_names[architecture]
+        return [
+            Event(epoch, EventKind.BIRTH, None, None, uid, {"architecture": name, "node": node})
+            for uid, node in zip(uids, nodes.tolist())
+        ]
+
+    def kill(self, nodes: Tensor) -> list[Event]:
+        """Remove the particles on ``nodes`` from the soup; returns DEATH events."""
+        nodes = torch.as_tensor(nodes, dtype=torch.long).flatten()
+        epoch = self.epoch
+        events = []
+        statuses = self.node_status[nodes].tolist()
+        for bank, positions, rows in self.groups(nodes):
+            bank.release(rows)
+        for node, status in zip(nodes.tolist(), statuses):
+            agent = self.particles.pop(int(self.node_uid[node]))
+            agent.remove()
+            if status >= 0:
+                self.genealogy_record.set_status([agent.unique_id], [Status(status).name], epoch)
+            events.append(Event(epoch, EventKind.DEATH, None, agent.unique_id))
+        self.node_bank[nodes] = -1
+        self.node_row[nodes] = -1
+        self.node_uid[nodes] = -1
+        self.node_status[nodes] = -1
+        return events
+
+    def replace(
+        self,
+        nodes: Tensor,
+        architecture: Architecture,
+        weights: Tensor,
+        parents: Sequence[Sequence[int]] | None = None,
+    ) -> tuple[list[Event], Tensor]:
+        """Kill the particles on ``nodes`` and put new ones there; returns (events, new uids)."""
+        events = self.kill(nodes) + self.spawn(architecture, weights, nodes, parents)
+        return events, self.node_uid[nodes].clone()
+
+    # ----------------------------------------------------------------------------------------
+    # Who meets whom
+
+    def draw_pairs(
+        self,
+        chance: float,
+        *,
+        mode: str = "per_particle",
+        allow_self: bool = False,
+        participants: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Draw (actor, partner) node pairs through the topology (SPEC R1).
+
+        per_particle: each participant acts with probability ``chance`` and meets a uniformly
+        drawn occupied neighbour. single: with probability ``chance``, one actor drawn uniformly
+        meets one neighbour. Actors without an occupied neighbour are dropped.
+        Returns two int64 tensors [n] of nodes.
+        """
+        check_probability("chance", chance)
+        check_choice("mode", mode, PAIR_MODES)
+        nodes = self.occupied_nodes() if participants is None else participants.flatten()
+        generator = self.index_generator
+        if mode == "per_particle":
+            actors = nodes[torch.rand(nodes.numel(), generator=generator) < chance]
+        elif nodes.numel() and float(torch.rand((), generator=generator)) < chance:
+            pick = torch.randint(nodes.numel(), (1,), generator=generator)
+            actors = nodes[pick]
+        else:
+            actors = nodes[:0]
+        partners = self.topology.sample_partners(
+            actors, self.node_bank >= 0, generator=generator, allow_self=allow_self
+        )
+        keep = partners >= 0
+        return actors[keep], partners[keep]
+
+    def neighbours_of(self, nodes: Tensor, *, allow_self: bool = False) -> Tensor:
+        """One uniformly drawn occupied neighbour per node (-1 where none): int64 [n]."""
+        return self.topology.sample_partners(
+            nodes, self.node_bank >= 0, generator=self.index_generator, allow_self=allow_self
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # The epoch
+
+    def step(self) -> None:
+        """Run one epoch: every rule in order, then record events, weights and data."""
+        events: list[Event] = []
+        if self.schedule == "synchronous":
+            for rule in self.rules:
+                events += self._run_rule(rule, None)
+        else:
+            for node in self.occupied_nodes().tolist():
+                for rule in self.rules:
+                    if self.node_bank[node] >= 0:
+                        events += self._run_rule(rule, torch.tensor([node]))
+        self.genealogy_record.record(events)
+        self.last_events = events
+        self._observe()
+
+    def _run_rule(self, rule: Interaction, participants: Tensor | None) -> list[Event]:
+        events = rule(self, participants)
+        if not isinstance(events, list) or not all(isinstance(e, Event) for e in events):
+            raise TypeError(
+                f"rule {rule!r} returned {type(events).__name__}; an Interaction must return "
+                "a list of interactions.Event"
+            )
+        return events
+
+    def _observe(self) -> None:
+        epoch = self.epoch
+        if self.record_every and epoch % self.record_every == 0:
+            for arch, bank in self.banks.items():
+                rows = bank.rows_in_use()
+                self.trajectories.record(
+                    self.architecture_names[arch], epoch, bank.uids[rows], bank.weights[rows]
+                )
+        if self.collect_every and epoch % self.collect_every == 0:
+            self.classify()
+            self.metrics = epoch_metrics(self)
+            self.datacollector.collect(self)
+
+    def classify(self) -> Tensor:
+        """Classify every particle (SPEC D13, the soup's eps); stores and returns node statuses."""
+        nodes = self.occupied_nodes()
+        for bank, positions, rows in self.groups(nodes):
+            status = classify(
+                bank.architecture,
+                bank.weights[rows],
+                eps=self.eps,
+                divergent=bank.divergent[rows],
+                generator=self.weight_generator,
+            )
+            self.node_status[nodes[positions]] = status.cpu()
+        return self.node_status
+
+    @property
+    def genealogy(self) -> Genealogy:
+        """The genealogy graph tracker, with the latest known status of living particles."""
+        nodes = self.occupied_nodes()
+        known = self.node_status[nodes] >= 0
+        nodes = nodes[known]
+        self.genealogy_record.set_status(
+            self.node_uid[nodes].tolist(),
+            [Status(s).name for s in self.node_status[nodes].tolist()],
+            self.epoch,
+        )
+        return self.genealogy_record
+
+    def status_counts(self) -> dict[str, int]:
+        """Number of particles in each class at the last classification."""
+        statuses = self.node_status[self.occupied_nodes()]
+        return {s.name: int((statuses == s).sum()) for s in Status}
+
+    def summary(self) -> dict[str, Any]:
+        """Epoch, population and class counts, for printing."""
+        return {"epoch": self.epoch, "population": len(self), **self.status_counts()}

@@ -1,0 +1,59 @@
+"""Attack: an attacker rewrites a neighbour's weights, M ← N ◁ M (SPEC R1)."""
+
+from __future__ import annotations
+
+import torch
+
+from interactions.base import PairwiseInteraction, Soup, one_per_target
+from interactions.events import Event, EventKind
+
+
+class Attack(PairwiseInteraction):
+    """Each attacker applies itself to a partner drawn from its neighbours.
+
+    Args:
+        chance: attack probability α, per particle (``mode="per_particle"``, canonical) or per
+            epoch (``mode="single"``).
+        mode: "per_particle" or "single".
+        allow_self: a particle may attack itself.
+
+    All attacks read the weights as they were when the rule started. When several attackers hit
+    the same victim, one result, chosen uniformly at random, is kept; the other attacks are still
+    recorded, with ``data={"overwritten": True}``.
+    """
+
+    def check(self, soup: Soup) -> None:
+        """Every architecture must be able to read every other one."""
+        for attacker in soup.banks:
+            for victim in soup.banks:
+                if victim.num_weights < attacker.minimum_target_size:
+                    raise ValueError(
+                        f"Attack cannot combine attacker {attacker} with victim {victim}: the "
+                        f"{attacker.reduction} reduction needs targets of at least "
+                        f"{attacker.minimum_target_size} weights, the victim has {victim.num_weights}"
+                    )
+
+    def act(self, soup: Soup, actors: torch.Tensor, partners: torch.Tensor) -> list[Event]:
+        """Apply every kept attacker to its victim in one batch per pair of architectures."""
+        kept, overwritten = one_per_target(partners, soup.index_generator)
+        results = []
+        for attacker_bank, attacker_rows, victim_bank, victim_rows, _ in soup.pair_groups(
+            actors[kept], partners[kept]
+        ):
+            new = attacker_bank.architecture.apply(
+                attacker_bank.read(attacker_rows),
+                victim_bank.architecture,
+                victim_bank.read(victim_rows),
+                generator=soup.weight_generator,
+            )
+            results.append((victim_bank, victim_rows, new))
+        for victim_bank, victim_rows, new in results:
+            victim_bank.write(victim_rows, new)
+        epoch = soup.epoch
+        attacker_uids = soup.uids_at(actors).tolist()
+        victim_uids = soup.uids_at(partners).tolist()
+        lost = set(overwritten.tolist())
+        return [
+            Event(epoch, EventKind.ATTACK, a, v, None, {"overwritten": True} if i in lost else {})
+            for i, (a, v) in enumerate(zip(attacker_uids, victim_uids))
+        ]

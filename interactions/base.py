@@ -1,0 +1,144 @@
+"""The Interaction base class and the helper for rules that act on pairs of particles.
+
+A rule acts on the whole population at once: it asks the soup for participants (as topology node
+indices), gathers their weight rows, calls the batched kernel in ``particles`` and writes the
+results back, returning the ``Event`` records of what happened. Under the canonical synchronous
+schedule (SPEC D19) a rule reads every weight it needs before it writes any.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Protocol
+
+import torch
+
+from interactions.events import Event
+from particles.architectures import Architecture
+from particles.bank import WeightBank
+from particles.presets import preset as named_preset
+from particles.training import MODES
+from particles.validation import check_choice, check_positive, check_probability
+
+Tensor = torch.Tensor
+PAIR_MODES = ("per_particle", "single")
+
+
+class Soup(Protocol):
+    """What a rule may use of a soup (``chemistry.Soup`` implements it); keeps imports pointing down."""
+
+    eps: float
+    banks: dict[Architecture, WeightBank]
+    node_bank: Tensor
+    node_row: Tensor
+    index_generator: torch.Generator
+    weight_generator: torch.Generator
+
+    @property
+    def epoch(self) -> int: ...
+    def occupied_nodes(self) -> Tensor: ...
+    def uids_at(self, nodes: Tensor) -> Tensor: ...
+    def groups(self, nodes: Tensor) -> list[tuple[WeightBank, Tensor, Tensor]]: ...
+    def pair_groups(
+        self, actors: Tensor, partners: Tensor
+    ) -> list[tuple[WeightBank, Tensor, WeightBank, Tensor, Tensor]]: ...
+    def draw_pairs(
+        self,
+        chance: float,
+        *,
+        mode: str = ...,
+        allow_self: bool = ...,
+        participants: Tensor | None = ...,
+    ) -> tuple[Tensor, Tensor]: ...
+    def neighbours_of(self, nodes: Tensor, *, allow_self: bool = ...) -> Tensor: ...
+    def free_nodes(self) -> Tensor: ...
+    def spawn(
+        self,
+        architecture: Architecture,
+        weights: Tensor,
+        nodes: Tensor,
+        parents: Sequence[Sequence[int]] | None = ...,
+    ) -> list[Event]: ...
+    def kill(self, nodes: Tensor) -> list[Event]: ...
+    def replace(
+        self,
+        nodes: Tensor,
+        architecture: Architecture,
+        weights: Tensor,
+        parents: Sequence[Sequence[int]] | None = ...,
+    ) -> tuple[list[Event], Tensor]: ...
+
+
+def training_settings(lr: float | None, mode: str | None, preset: str | None) -> tuple[float, str]:
+    """Resolve (lr, mode): explicit values win, then the preset, then the canonical journal2021."""
+    base = named_preset(preset if preset is not None else "journal2021")
+    lr = base.lr if lr is None else lr
+    mode = base.mode if mode is None else mode
+    check_positive("lr", lr)
+    check_choice("mode", mode, MODES)
+    return lr, mode
+
+
+def one_per_target(targets: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Among pairs aiming at the same target keep one, chosen uniformly at random.
+
+    Returns (kept positions, overwritten positions) into ``targets`` [n].
+    """
+    order = torch.randperm(targets.numel(), generator=generator)
+    order = order[torch.argsort(targets[order], stable=True)]
+    ordered = targets[order]
+    first = torch.ones_like(ordered, dtype=torch.bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return order[first], order[~first]
+
+
+class Interaction(ABC):
+    """A rule run once per epoch on a soup.
+
+    Subclasses implement ``__call__``. ``participants`` restricts the rule to some particles
+    (topology nodes); the soup passes one particle at a time under ``schedule="sequential"``
+    and None (everyone) otherwise.
+    """
+
+    @abstractmethod
+    def __call__(self, soup: Soup, participants: Tensor | None = None) -> list[Event]:
+        """Act on the soup and return what happened."""
+
+    def check(self, soup: Soup) -> None:  # noqa: B027 - optional hook
+        """Raise ValueError if this rule cannot act on the soup's architectures (called before a run)."""
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+
+class PairwiseInteraction(Interaction):
+    """A rule where an actor particle meets a partner drawn from its neighbours.
+
+    Args:
+        chance: probability in [0, 1]; per actor (``mode="per_particle"``) or per epoch
+            (``mode="single"``: at most one pair per epoch).
+        mode: "per_particle" (canonical) or "single" (journal code).
+        allow_self: let a particle meet itself (the Keras code did).
+    """
+
+    def __init__(self, chance: float, *, mode: str = "per_particle", allow_self: bool = False):
+        check_probability("chance", chance)
+        check_choice("mode", mode, PAIR_MODES)
+        self.chance = chance
+        self.mode = mode
+        self.allow_self = bool(allow_self)
+
+    def __call__(self, soup: Soup, participants: Tensor | None = None) -> list[Event]:
+        """Draw pairs through the soup's topology and act on them in one batch."""
+        actors, partners = soup.draw_pairs(
+            self.chance, mode=self.mode, allow_self=self.allow_self, participants=participants
+        )
+        if actors.numel() == 0:
+            return []
+        return self.act(soup, actors, partners)
+
+    @abstractmethod
+    def act(self, soup: Soup, actors: Tensor, partners: Tensor) -> list[Event]:
+        """Act on the drawn pairs: actors [n], partners [n] are topology nodes."""

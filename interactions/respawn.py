@@ -1,0 +1,57 @@
+"""Respawn: replace divergent and zero particles by fresh ones (SPEC R4)."""
+
+from __future__ import annotations
+
+import torch
+
+from interactions.base import Interaction, Soup
+from interactions.events import Event, EventKind
+
+
+class Respawn(Interaction):
+    """Replace each DIVERGENT particle and each particle with max|w_i| ≤ ε (a size test).
+
+    The newcomer is freshly initialised, has a new unique id, no parents, and takes the node of
+    the particle it replaces.
+
+    Args:
+        divergent: replace particles that ever held a non-finite weight.
+        zero: replace particles whose weights are all within ``eps`` of 0.
+        eps: the size threshold (default: the soup's eps).
+    """
+
+    def __init__(self, divergent: bool = True, zero: bool = True, eps: float | None = None):
+        if eps is not None and not eps > 0:
+            raise ValueError(f"eps={eps!r} is not allowed; it must be a number > 0 or None")
+        self.divergent = bool(divergent)
+        self.zero = bool(zero)
+        self.eps = eps
+
+    def __call__(self, soup: Soup, participants: torch.Tensor | None = None) -> list[Event]:
+        """Find the particles to replace and respawn them, one batch per architecture."""
+        nodes = soup.occupied_nodes() if participants is None else participants
+        eps = self.eps if self.eps is not None else soup.eps
+        events: list[Event] = []
+        for bank, positions, rows in soup.groups(nodes):
+            weights = bank.read(rows)
+            doomed = torch.zeros(rows.numel(), dtype=torch.bool, device=weights.device)
+            if self.divergent:
+                doomed |= bank.divergent[rows] | ~torch.isfinite(weights).all(dim=1)
+            if self.zero:
+                doomed |= weights.abs().amax(dim=1) <= eps
+            if not bool(doomed.any()):
+                continue
+            targets = nodes[positions[doomed.cpu()]]
+            old = soup.uids_at(targets).tolist()
+            fresh = bank.architecture.init(
+                targets.numel(),
+                generator=soup.weight_generator,
+                device=bank.device,
+                dtype=bank.dtype,
+            )
+            replaced, new = soup.replace(targets, bank.architecture, fresh)
+            events += replaced
+            events += [
+                Event(soup.epoch, EventKind.RESPAWN, None, o, n) for o, n in zip(old, new.tolist())
+            ]
+        return events

@@ -1,0 +1,62 @@
+"""Particles: small neural networks as rows of batched weight tensors, and the pure math on them.
+
+Everything here is batched over a leading particle axis (``w: [batch, num_weights]``) and runs on
+any device and dtype. The ``Particle`` Mesa agent is a thin handle on one row of a ``WeightBank``.
+"""
+
+from particles.agent import Particle
+from particles.architectures import (
+    ACTIVATIONS,
+    ARCHITECTURES,
+    Aggregating,
+    Architecture,
+    FeedForward,
+    Fourier,
+    Recurrent,
+    Weightwise,
+    position_features,
+)
+from particles.bank import WeightBank
+from particles.classification import (
+    Status,
+    classify,
+    count_statuses,
+    fixpoint_error,
+    self_apply,
+    self_prediction_loss,
+)
+from particles.measures import add_noise, distance
+from particles.presets import PRESETS, Preset, preset
+from particles.training import MODES, TrainResult, gradient, learn, loss, self_train, train
+
+__all__ = [
+    "ACTIVATIONS",
+    "ARCHITECTURES",
+    "MODES",
+    "PRESETS",
+    "Aggregating",
+    "Architecture",
+    "FeedForward",
+    "Fourier",
+    "Particle",
+    "Preset",
+    "Recurrent",
+    "Status",
+    "TrainResult",
+    "WeightBank",
+    "Weightwise",
+    "add_noise",
+    "classify",
+    "count_statuses",
+    "distance",
+    "fixpoint_error",
+    "gradient",
+    "learn",
+    "loss",
+    "position_features",
+    "preset",
+    "self_apply",
+    "self_prediction_loss",
+    "self_train",
+    "train",
+]

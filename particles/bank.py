@@ -1,0 +1,123 @@
+"""WeightBank: the rows of one population tensor shared by all particles of one architecture."""
+
+from __future__ import annotations
+
+import torch
+
+from particles.architectures import Architecture
+from particles.validation import check_count, check_weights
+
+Tensor = torch.Tensor
+
+
+class WeightBank:
+    """A growable ``[capacity, r]`` weight tensor whose rows are handed out to particles and reused.
+
+    Besides the weights it keeps, per row, the owner's unique id (-1 when free) and the sticky
+    divergence flag of SPEC D4: once a row held a non-finite weight it stays DIVERGENT until the
+    row is released.
+
+    Args:
+        architecture: the architecture of every particle in the bank.
+        capacity: initial number of rows (the bank doubles when full).
+        device: where the tensors live.
+        dtype: float32 (default) or float64.
+    """
+
+    def __init__(
+        self,
+        architecture: Architecture,
+        *,
+        capacity: int = 16,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        check_count("capacity", capacity, 1)
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype={dtype} is not allowed; choose torch.float32 or torch.float64")
+        self.architecture = architecture
+        self.weights = torch.zeros(capacity, architecture.num_weights, device=device, dtype=dtype)
+        self.divergent = torch.zeros(capacity, dtype=torch.bool, device=self.weights.device)
+        self.uids = torch.full((capacity,), -1, dtype=torch.long, device=self.weights.device)
+        self._free = list(range(capacity - 1, -1, -1))
+
+    @property
+    def device(self) -> torch.device:
+        return self.weights.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.weights.dtype
+
+    @property
+    def capacity(self) -> int:
+        return self.weights.shape[0]
+
+    def __len__(self) -> int:
+        return self.capacity - len(self._free)
+
+    def rows_in_use(self) -> Tensor:
+        """Indices of the rows that belong to a particle, ascending: int64 [n]."""
+        return torch.nonzero(self.uids >= 0).flatten()
+
+    def _grow(self, needed: int) -> None:
+        old = self.capacity
+        new = max(2 * old, old + needed)
+        extra = new - old
+        self.weights = torch.cat([self.weights, self.weights.new_zeros(extra, self.weights.shape[1])])
+        self.divergent = torch.cat([self.divergent, self.divergent.new_zeros(extra)])
+        self.uids = torch.cat([self.uids, self.uids.new_full((extra,), -1)])
+        self._free = list(range(new - 1, old - 1, -1)) + self._free
+
+    def allocate(self, weights: Tensor, uids: Tensor | list[int]) -> Tensor:
+        """Give new particles rows holding ``weights`` [n, r]; returns their row indices int64 [n]."""
+        check_weights("weights", weights, self.architecture.num_weights)
+        uids = torch.as_tensor(uids, dtype=torch.long, device=self.device).flatten()
+        if uids.numel() != weights.shape[0]:
+            raise ValueError(f"got {uids.numel()} uids for {weights.shape[0]} weight rows")
+        n = weights.shape[0]
+        if n > len(self._free):
+            self._grow(n - len(self._free))
+        rows = torch.tensor(
+            [self._free.pop() for _ in range(n)], dtype=torch.long, device=self.device
+        )
+        self.uids[rows] = uids
+        self.divergent[rows] = False
+        self.write(rows, weights)
+        return rows
+
+    def release(self, rows: Tensor) -> None:
+        """Return rows of particles that died; their contents are cleared."""
+        rows = torch.as_tensor(rows, dtype=torch.long, device=self.device).flatten()
+        if rows.numel() and bool((self.uids[rows] < 0).any()):
+            raise ValueError(f"rows {rows[self.uids[rows] < 0].tolist()} are not in use")
+        self.uids[rows] = -1
+        self.divergent[rows] = False
+        self.weights[rows] = 0
+        self._free.extend(rows.tolist())
+
+    def read(self, rows: Tensor) -> Tensor:
+        """A copy of the weights of ``rows``: [n, r]."""
+        return self.weights[rows]
+
+    def write(self, rows: Tensor, weights: Tensor) -> None:
+        """Overwrite ``rows`` with ``weights`` [n, r] and raise the sticky flag of non-finite rows."""
+        self.weights[rows] = weights.to(device=self.device, dtype=self.dtype)
+        self.divergent[rows] |= ~torch.isfinite(self.weights[rows]).all(dim=1)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """Tensors that fully describe the bank, free-row order included (for checkpoints)."""
+        return {
+            "weights": self.weights,
+            "divergent": self.divergent,
+            "uids": self.uids,
+            "free": torch.tensor(self._free, dtype=torch.long),
+        }
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore what ``state_dict`` returned (the architecture must be the same)."""
+        check_weights("weights", state["weights"], self.architecture.num_weights)
+        self.weights = state["weights"].to(device=self.device, dtype=self.dtype).clone()
+        self.divergent = state["divergent"].to(self.device).clone()
+        self.uids = state["uids"].to(self.device).clone()
+        self._free = state["free"].tolist()
