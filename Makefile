@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	echo "building $(VENV) with $$python ($$($$python --version))"; \
 	$$python -m venv $(VENV) && \
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip && \
-	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[test,viz]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,35 +1,77 @@
-"""The ``chemistry`` command line: run a soup, show its progress, write its run directory."""
+"""The ``chemistry`` command line: run, resume, plot, lineage and info.
+
+``chemistry run [CONFIG.toml]`` runs a soup (the default soup without a config file), shows a
+progress bar with live class counts, and writes a run directory; ``chemistry resume RUN_DIR``
+continues an interrupted run from its latest checkpoint; ``chemistry plot``, ``lineage`` and
+``info`` read a run directory without re-running it. Bad input (a config error, a missing or
+damaged file, an existing run directory) ends with a one-paragraph message on stderr and exit
+code 2, and never damages an existing file.
+"""
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import csv
+import dataclasses
+import os
+import pickle
 import sys
 import time
+import zipfile
 from pathlib import Path
 
-from chemistry.runs import DTYPES, TOPOLOGIES, SoupConfig, write_run
+from chemistry.config import (
+    DTYPES,
+    TOPOLOGIES,
+    RunConfig,
+    apply_overrides,
+    parse_config,
+    read_config_file,
+)
+from chemistry.experiments.command import add_reproduce_parser
+from chemistry.plots import plot_lineage
+from chemistry.runs import (
+    DATA_FILES,
+    MANIFEST_NAME,
+    RunDirectory,
+    RunFileError,
+    default_particle,
+    describe_lineage,
+    draw_figures,
+    final_counts,
+    format_bytes,
+    prepare_directory,
+    resume_run,
+    run_soup,
+    write_config,
+    write_run,
+)
+from chemistry.soup import SCHEDULES, Soup
+from chemistry.threads import DEFAULT_THREADS, torch_threads
 from particles import ARCHITECTURES, PRESETS
+from particles.classification import Status
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 class ProgressBar:
     """A one-line progress bar on stderr with live class counts (plain lines when not a TTY)."""
 
-    def __init__(self, total: int, stream=sys.stderr, width: int = 30) -> None:
+    def __init__(self, total: int, stream=None, width: int = 30, start: int = 0) -> None:
         self.total = max(total, 1)
-        self.stream = stream
+        self.start = start
+        self.stream = stream if stream is not None else sys.stderr
         self.width = width
         self.started = time.perf_counter()
-        self.interactive = stream.isatty()
+        self.interactive = self.stream.isatty()
         self._last_tenth = -1
 
     def update(self, done: int, counts: dict[str, int]) -> None:
         """Show ``done`` of ``total`` epochs and the class counts."""
         filled = int(self.width * done / self.total)
         elapsed = time.perf_counter() - self.started
-        rate = done / elapsed if elapsed > 0 else 0.0
+        rate = (done - self.start) / elapsed if elapsed > 0 else 0.0
         shown = " ".join(f"{name}={count}" for name, count in counts.items() if count)
         line = (
             f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} epochs "
@@ -49,68 +91,373 @@ class ProgressBar:
             self.stream.flush()
 
 
+# ----------------------------------------------------------------------------------------------
+# run
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = SoupConfig()
-    parser.add_argument("--out", type=Path, default=Path("runs/soup"), help="run directory")
+    default = RunConfig.default()
+    rules = {rule.type: rule.params for rule in default.rules}
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace an existing run directory"
+        "config",
+        nargs="?",
+        type=Path,
+        metavar="CONFIG.toml",
+        help="configuration file (see README, 'Configuration files'); default: the default soup",
     )
-    parser.add_argument("--population", type=int, default=defaults.population)
     parser.add_argument(
-        "--architecture", choices=sorted(ARCHITECTURES), default=defaults.architecture
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="run directory (default: runs/<config name>, or runs/soup without a config)",
     )
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--attack", type=float, default=defaults.attack, help="attack chance")
-    parser.add_argument("--learn", type=float, default=defaults.learn, help="learn chance")
-    parser.add_argument("--severity", type=int, default=defaults.severity, help="learn steps")
     parser.add_argument(
-        "--self-train", type=int, default=defaults.self_train, help="self-train steps per epoch"
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run directory (only once the new soup has been built)",
     )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=defaults.preset)
     parser.add_argument(
-        "--no-respawn", dest="respawn", action="store_false", help="keep zero/divergent particles"
+        "--dry-run",
+        action="store_true",
+        help="check the configuration, print it resolved as TOML and stop; writes nothing",
     )
-    parser.add_argument("--topology", choices=TOPOLOGIES, default=defaults.topology)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--device", default=defaults.device)
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default=defaults.dtype)
-    parser.add_argument(
-        "--record-every", type=int, default=defaults.record_every,
-        help="record weights every k epochs (0: never)",
+    settings = parser.add_argument_group(
+        "settings", "override the configuration file (or the default soup)"
+    )
+    settings.add_argument(
+        "--population",
+        type=int,
+        metavar="N",
+        help=f"particles of a one-architecture soup (default {default.population[0].count})",
+    )
+    settings.add_argument(
+        "--architecture",
+        choices=sorted(ARCHITECTURES),
+        help="architecture of a one-architecture soup "
+        f"(default {default.population[0].architecture})",
+    )
+    settings.add_argument("--epochs", type=int, help=f"default {default.epochs}")
+    settings.add_argument(
+        "--attack",
+        type=float,
+        metavar="CHANCE",
+        help=f"attack chance; 0 removes the rule (default {rules['attack']['chance']})",
+    )
+    settings.add_argument(
+        "--learn", type=float, metavar="CHANCE", help="learn chance; 0 removes the rule (default 0)"
+    )
+    settings.add_argument("--severity", type=int, help="learn steps per learning event (default 1)")
+    settings.add_argument(
+        "--self-train",
+        type=int,
+        metavar="STEPS",
+        help="self-training steps per epoch; 0 removes the rule "
+        f"(default {rules['self_train']['steps']})",
+    )
+    settings.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help=f"training preset: lr, mode and eps of every rule (default {default.preset})",
+    )
+    settings.add_argument(
+        "--no-respawn",
+        dest="respawn",
+        action="store_const",
+        const=False,
+        help="remove the respawn rule (keep zero and divergent particles)",
+    )
+    settings.add_argument(
+        "--topology",
+        choices=[kind for kind in TOPOLOGIES if kind not in ("disjoint_cliques", "graphml")],
+        help="partner topology with default parameters (default complete)",
+    )
+    settings.add_argument("--seed", type=int, help=f"default {default.seed}")
+    settings.add_argument("--device", help=f"torch device (default {default.device})")
+    settings.add_argument("--dtype", choices=sorted(DTYPES), help=f"default {default.dtype}")
+    settings.add_argument("--schedule", choices=SCHEDULES, help=f"default {default.schedule}")
+    settings.add_argument(
+        "--record-every",
+        dest="trajectories_every",
+        type=int,
+        metavar="K",
+        help="record weights every K epochs, 0: never (default 1)",
+    )
+    settings.add_argument(
+        "--metrics-every", type=int, metavar="K", help="collect metrics every K epochs (default 1)"
+    )
+    settings.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="K",
+        help=f"checkpoint every K epochs, 0: never (default {default.record.checkpoint_every})",
+    )
+    settings.add_argument(
+        "--no-figures",
+        dest="figures",
+        action="store_const",
+        const=False,
+        help="do not draw figures (draw them later with `chemistry plot`)",
     )
 
 
-def run_command(arguments: argparse.Namespace) -> int:
-    """Run a soup from command-line settings, print its final counts, write its run directory."""
-    config = SoupConfig(
-        **{name: getattr(arguments, name) for name in SoupConfig.field_names()}
-    )
-    out: Path = arguments.out
-    if out.exists() and any(out.iterdir()):
-        if not arguments.overwrite:
-            raise ValueError(
-                f"run directory {out} already exists; pass --overwrite to replace it "
-                "or choose another --out"
-            )
-    soup = config.build()
-    if out.exists():
-        shutil.rmtree(out)
-    progress = ProgressBar(config.epochs)
-    for done in range(1, config.epochs + 1):
-        soup.step()
-        progress.update(done, soup.status_counts())
-    progress.close()
-    written = write_run(soup, config, out)
+OVERRIDES = (
+    "population",
+    "architecture",
+    "epochs",
+    "attack",
+    "learn",
+    "severity",
+    "self_train",
+    "preset",
+    "respawn",
+    "topology",
+    "seed",
+    "device",
+    "dtype",
+    "schedule",
+    "trajectories_every",
+    "metrics_every",
+    "checkpoint_every",
+    "figures",
+)
+
+
+def resolve_run_config(arguments: argparse.Namespace) -> RunConfig:
+    """The configuration file (or the default soup) with the command-line settings applied."""
+    flags = {name: getattr(arguments, name) for name in OVERRIDES}
+    source = None
+    raw: dict = {}
+    base = None
+    if arguments.config is not None:
+        raw = read_config_file(arguments.config)
+        base = arguments.config.parent
+        source = str(arguments.config)
+        if any(value is not None for value in flags.values()):
+            source += " (with the command-line settings)"
+    data = apply_overrides(raw, **flags)
+    return parse_config(data, source=source, base=base)
+
+
+def _print_census(soup: Soup, config: RunConfig, out: Path, written: dict[str, Path]) -> None:
     counts = soup.status_counts()
-    print(f"soup of {len(soup)} {config.architecture} particles after {soup.epoch} epochs:")
+    kinds = " + ".join(f"{e.count} {e.architecture}" for e in config.population)
+    print(f"soup of {len(soup)} particles ({kinds} at the start) after {soup.epoch} epochs:")
     width = max(len(name) for name in counts)
     for name, count in counts.items():
         print(f"  {name.ljust(width)}  {count:6d}")
     print(f"self-replicators (non-zero fixpoints): {counts['FIXPOINT']}")
     print(f"run directory: {out}")
-    for key in ("metrics", "genealogy_json", "counts_figure", "lineage_figure"):
-        print(f"  {written[key]}")
+    for key in ("config", "metrics", "genealogy_json", "counts_figure", "lineage_figure"):
+        if key in written:
+            print(f"  {written[key]}")
+
+
+def _advance(soup: Soup, config: RunConfig, out: Path, command: str) -> int | None:
+    """Run to the configured epoch with a progress bar; returns an exit code if interrupted."""
+    progress = ProgressBar(config.epochs, start=soup.epoch)
+    try:
+        checkpoints = run_soup(
+            soup, config, out, on_epoch=lambda s: progress.update(s.epoch, s.status_counts())
+        )
+    except KeyboardInterrupt:
+        progress.close()
+        entries = []
+        try:
+            entries = RunDirectory(out).checkpoints()
+        except ValueError:
+            pass
+        latest = [e["epoch"] for e in entries if e["state"] == "ok"]
+        hint = (
+            f"; the latest checkpoint is epoch {latest[-1]}: continue with `chemistry resume {out}`"
+            if latest
+            else "; no checkpoint was written"
+        )
+        print(
+            f"chemistry {command}: interrupted at epoch {soup.epoch}{hint}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    progress.close()
+    if config.record.checkpoint_every and not checkpoints:
+        print(
+            f"chemistry {command}: note: no checkpoints written (chemistry/checkpoint.py is not "
+            "installed)",
+            file=sys.stderr,
+        )
+    return None
+
+
+def run_command(arguments: argparse.Namespace) -> int:
+    """Run a soup from a configuration file and/or settings, write its run directory."""
+    config = resolve_run_config(arguments)
+    if arguments.dry_run:
+        config.build()  # also checks what only the soup can (rules against architectures)
+        print(config.to_toml(header="Resolved configuration (chemistry run --dry-run)"), end="")
+        return 0
+    out: Path = arguments.out
+    if out is None:
+        out = Path("runs") / (arguments.config.stem if arguments.config is not None else "soup")
+    clear = prepare_directory(out, overwrite=arguments.overwrite)
+    soup = config.build()
+    clear()  # only now, with the new soup built, is an old run directory replaced
+    out.mkdir(parents=True, exist_ok=True)
+    write_config(config, out)
+    interrupted = _advance(soup, config, out, "run")
+    if interrupted is not None:
+        return interrupted
+    written = write_run(soup, config, out)
+    _print_census(soup, config, out, written)
     return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# resume
+
+
+def _intact(directory: Path) -> bool:
+    """True if the run directory has its manifest and every data file matches it."""
+    try:
+        run = RunDirectory(directory)
+        if run.manifest is None:
+            return False
+        for name in DATA_FILES:
+            run.verify(name)
+    except RunFileError:
+        return False
+    return True
+
+
+def resume_command(arguments: argparse.Namespace) -> int:
+    """Continue a run from its latest checkpoint and write its run directory."""
+    out: Path = arguments.run_dir
+    soup, config = resume_run(out, epoch=arguments.checkpoint)
+    manifest = out / MANIFEST_NAME
+    if arguments.epochs is not None:
+        if arguments.epochs < soup.epoch:
+            raise RunFileError(
+                f"--epochs {arguments.epochs} is before the checkpoint's epoch {soup.epoch}; "
+                "a run cannot go back"
+            )
+        config = dataclasses.replace(config, epochs=arguments.epochs)
+    if soup.epoch >= config.epochs and _intact(out):
+        print(
+            f"run {out} is complete at epoch {soup.epoch} of {config.epochs}; nothing to do "
+            "(pass --epochs N to run it further)"
+        )
+        return 0
+    print(f"resuming {out} at epoch {soup.epoch} of {config.epochs}", file=sys.stderr)
+    manifest.unlink(missing_ok=True)  # the run is in progress again
+    write_config(config, out)
+    interrupted = _advance(soup, config, out, "resume")
+    if interrupted is not None:
+        return interrupted
+    written = write_run(soup, config, out)
+    _print_census(soup, config, out, written)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# plot, lineage, info
+
+
+def plot_command(arguments: argparse.Namespace) -> int:
+    """Re-draw the figures of a run directory from its files."""
+    run = RunDirectory(arguments.run_dir)
+    columns = run.metrics()
+    trajectories = run.trajectories()
+    genealogy = run.genealogy()
+    written = draw_figures(run.path, columns, trajectories, genealogy.graph)
+    for path in written.values():
+        print(path)
+    return 0
+
+
+def lineage_command(arguments: argparse.Namespace) -> int:
+    """Print a particle's lineage and draw it."""
+    run = RunDirectory(arguments.run_dir)
+    genealogy = run.genealogy()
+    if arguments.particle is None:
+        uid, reason = default_particle(genealogy)
+        print(f"particle {uid}: {reason}")
+    else:
+        uid = arguments.particle
+    print(describe_lineage(genealogy, uid))
+    path = plot_lineage(
+        genealogy.lineage(uid),
+        run.path / "figures" / f"lineage_{uid}.png",
+        title=f"Lineage of particle {uid} (ancestors and descendants, all kinds of edge)",
+    )
+    print(f"figure: {path}")
+    return 0
+
+
+def info_command(arguments: argparse.Namespace) -> int:
+    """Describe a run directory: configuration, progress, final counts, files, checkpoints."""
+    run = RunDirectory(arguments.run_dir)
+    config = run.config()
+    manifest = run.manifest
+    checkpoints = run.checkpoints()
+    good = [entry["epoch"] for entry in checkpoints if entry["state"] == "ok"]
+    problems = []
+    for name in DATA_FILES:
+        if (run.path / name).exists():
+            try:
+                run.verify(name)
+            except RunFileError as error:
+                problems.append(str(error))
+    columns = {}
+    if (run.path / "metrics.csv").exists() and not any("metrics.csv" in p for p in problems):
+        columns = run.metrics()
+    if manifest is not None:
+        state = f"finished, {manifest.get('epoch')} of {config.epochs} epochs"
+        if not problems:
+            state += f" (data files match {MANIFEST_NAME})"
+    elif good:
+        state = (
+            f"not finished: latest checkpoint at epoch {good[-1]} of {config.epochs}; "
+            f"continue with `chemistry resume {run.path}`"
+        )
+    else:
+        state = "not finished, no checkpoint"
+    print(f"run directory {run.path}: {state}")
+    for line in config.summary():
+        print(f"  {line}")
+    counts = final_counts(columns)
+    if counts:
+        print(f"final counts (epoch {int(counts['epoch'])}):")
+        names = ["population"] + [status.name.lower() for status in Status]
+        width = max(len(name) for name in names)
+        for name in names:
+            label = name if name == "population" else name.upper()
+            print(f"  {label.ljust(width)}  {int(counts[name]):6d}")
+        print(f"  self-replicators (non-zero fixpoints): {int(counts['fixpoint'])}")
+    print("files:")
+    for name, size in run.files():
+        if not name.startswith("checkpoints/"):
+            print(f"  {name.ljust(32)} {format_bytes(size):>9}")
+    if checkpoints:
+        bad = [f"epoch {e['epoch']} {e['state']}" for e in checkpoints if e["state"] != "ok"]
+        epochs = ", ".join(str(entry["epoch"]) for entry in checkpoints)
+        print(
+            f"checkpoints: {len(checkpoints)} (epochs {epochs}); "
+            + ("all verified" if not bad else "PROBLEMS: " + ", ".join(bad))
+        )
+    else:
+        print("checkpoints: none")
+    if problems:
+        raise RunFileError(" ".join(problems))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# The parser and main
+
+
+def _viz_command(arguments: argparse.Namespace) -> int:
+    """Serve the live view; imported lazily so the other commands need no Solara."""
+    from chemistry.viz import main as viz_main
+
+    return viz_main(arguments.viz_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,25 +466,114 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chemistry",
         description="An artificial chemistry of self-replicating neural networks.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run a soup and write its run directory")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"torch threads (default {DEFAULT_THREADS}: particles are tiny, and more threads "
+        "stall on a shared CPU; results are bit-reproducible at a fixed thread count)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run a soup and write its run directory",
+        description="Run a soup (from CONFIG.toml, or the default soup) and write its run "
+        "directory. Settings given as options override the configuration file.",
+    )
     _add_run_arguments(run)
     run.set_defaults(handler=run_command)
+
+    resume = commands.add_parser(
+        "resume",
+        help="continue a run from its latest checkpoint",
+        description="Continue a run from its latest valid checkpoint to its configured epochs "
+        "and write its run directory as an uninterrupted run would.",
+    )
+    resume.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    resume.add_argument(
+        "--epochs", type=int, help="run until this epoch instead of the configured one"
+    )
+    resume.add_argument(
+        "--checkpoint",
+        type=int,
+        metavar="EPOCH",
+        help="start from the checkpoint of this epoch (default: the latest)",
+    )
+    resume.set_defaults(handler=resume_command)
+
+    plot = commands.add_parser(
+        "plot",
+        help="re-draw the figures of a run directory",
+        description="Re-draw figures/ from metrics.csv, trajectories.npz and genealogy.json.",
+    )
+    plot.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    plot.set_defaults(handler=plot_command)
+
+    lineage = commands.add_parser(
+        "lineage",
+        help="summarise a particle's lineage and draw it",
+        description="Print a particle's birth and death, parents, children, attackers, attack "
+        "chain and self-replicating descendants, and draw figures/lineage_<ID>.png.",
+    )
+    lineage.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    lineage.add_argument(
+        "--particle",
+        type=int,
+        metavar="ID",
+        help="particle id (default: the root of the most successful lineage)",
+    )
+    lineage.set_defaults(handler=lineage_command)
+
+    add_reproduce_parser(commands)
+
+    viz = commands.add_parser(
+        "viz",
+        help="serve the live view in the browser (chemistry viz --help)",
+        add_help=False,
+        prefix_chars="\0",  # every argument goes to chemistry.viz.main untouched
+    )
+    viz.add_argument("viz_args", nargs="*")
+    viz.set_defaults(handler=_viz_command)
+
+    info = commands.add_parser(
+        "info",
+        help="describe a run directory",
+        description="Show a run's configuration, progress, final counts, files and checkpoints.",
+    )
+    info.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    info.set_defaults(handler=info_command)
     return parser
+
+
+def _one_paragraph(message: str) -> str:
+    return " ".join(message.split())
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``chemistry`` console script; returns the exit code."""
     parser = build_parser()
-    arguments = parser.parse_args(argv)
     try:
-        return arguments.handler(arguments)
-    except ValueError as error:
-        print(f"chemistry {arguments.command}: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        arguments = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
+    command = arguments.command
+    try:
+        with torch_threads(arguments.threads):
+            return arguments.handler(arguments)
+    except (ValueError, pickle.UnpicklingError, zipfile.BadZipFile, csv.Error, EOFError) as error:
+        message = str(error) or type(error).__name__
+    except BrokenPipeError:  # e.g. `chemistry info RUN | head`: the reader left, not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        message = f"{error.strerror or error}{where}"
     except KeyboardInterrupt:
-        print(f"\nchemistry {arguments.command}: interrupted", file=sys.stderr)
-        return 130
+        print(f"\nchemistry {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"chemistry {command}: error: {_one_paragraph(message)}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

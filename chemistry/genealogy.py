@@ -34,18 +34,19 @@ JSON unchanged (:meth:`Genealogy.to_graphml`, :meth:`Genealogy.to_node_link_json
 
 from __future__ import annotations
 
+import bisect
 import json
 import numbers
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
-from interactions.events import HORIZONTAL, VERTICAL, Event, EventKind
+from interactions.events import HORIZONTAL, VERTICAL, Event, EventBatch, EventKind
 
 __all__ = ["Genealogy", "EDGE_KINDS", "INHERITANCE"]
 
@@ -169,6 +170,59 @@ def _write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> 
     return target
 
 
+class _EventLog(Sequence[Event]):
+    """The recorded events as one sequence, stored as chunks: lists of Events and EventBatches.
+
+    Consecutive lists are merged into one chunk (copied, never the caller's list). The Event
+    objects of a batch are built when the batch is first read by index or iteration, then kept.
+    """
+
+    def __init__(self, events: Iterable[Event] = ()) -> None:
+        self._chunks: list[list[Event] | EventBatch] = []
+        self._starts: list[int] = []
+        self._size = 0
+        self.append(list(events))
+
+    def append(self, chunk: list[Event] | EventBatch) -> None:
+        """Add a chunk at the end (an empty chunk is ignored)."""
+        if not len(chunk):
+            return
+        if isinstance(chunk, list) and self._chunks and isinstance(self._chunks[-1], list):
+            self._chunks[-1].extend(chunk)
+        else:
+            self._starts.append(self._size)
+            self._chunks.append(list(chunk) if isinstance(chunk, list) else chunk)
+        self._size += len(chunk)
+
+    def _expanded(self, k: int) -> list[Event]:
+        chunk = self._chunks[k]
+        if not isinstance(chunk, list):
+            chunk = self._chunks[k] = list(chunk)
+        return chunk
+
+    def chunks_from(self, index: int) -> Iterator[tuple[int, Sequence[Event]]]:
+        """(start index, chunk as stored) of every chunk that holds events from ``index`` on."""
+        first = max(bisect.bisect_right(self._starts, index) - 1, 0)
+        for k in range(first, len(self._chunks)):
+            yield self._starts[k], self._chunks[k]
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, index: int | slice) -> Event | list[Event]:  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._size))]
+        if not -self._size <= index < self._size:
+            raise IndexError(f"event index {index} out of range for {self._size} events")
+        index %= self._size
+        k = bisect.bisect_right(self._starts, index) - 1
+        return self._expanded(k)[index - self._starts[k]]
+
+    def __iter__(self) -> Iterator[Event]:
+        for k in range(len(self._chunks)):
+            yield from self._expanded(k)
+
+
 class Genealogy:
     """The family tree (and attack web) of a soup, built only from events.
 
@@ -193,7 +247,7 @@ class Genealogy:
         Args:
             events: events to record (see :meth:`record`).
         """
-        self._events: list[Event] = []
+        self._events = _EventLog()
         self._graph = nx.MultiDiGraph()
         self._num_materialised = 0
         # uid -> (status, epoch), applied to the graph on the next materialisation.
@@ -202,24 +256,28 @@ class Genealogy:
 
     # ------------------------------------------------------------------ recording
 
-    def record(self, events: Iterable[Event]) -> None:
+    def record(self, events: Iterable[Event] | EventBatch) -> None:
         """Append events; the graph is updated lazily on the next :attr:`graph` access.
 
         Only the types are checked here (to keep recording cheap); the endpoints each kind needs
-        are checked when the graph is built.
+        are checked when the graph is built. An :class:`~interactions.events.EventBatch` is kept
+        as it is and turned into Event objects only when the events or the graph are read.
 
         Args:
-            events: Event objects, in the order they happened.
+            events: Event objects (or one EventBatch), in the order they happened.
 
         Raises:
             ValueError: if an item is not an :class:`~interactions.events.Event` (nothing of the
                 batch is recorded then).
         """
+        if isinstance(events, EventBatch):
+            self._events.append(events)
+            return
         batch = events if isinstance(events, list) else list(events)
         if not all(map(isinstance, batch, repeat(Event))):
             bad = next(item for item in batch if not isinstance(item, Event))
             raise ValueError(f"events must be Event objects, got {type(bad).__name__}: {bad!r}")
-        self._events.extend(batch)
+        self._events.append(batch)
 
     def set_status(self, uids: Sequence[int], statuses: Sequence[str], epoch: int) -> None:
         """Record the last known class of particles (node attributes ``status``, ``status_epoch``).
@@ -259,7 +317,7 @@ class Genealogy:
         return len(self._events)
 
     def __repr__(self) -> str:
-        return f"Genealogy({len(self._events)} events)"
+        return f"Genealogy({len(self)} events)"
 
     @property
     def graph(self) -> nx.MultiDiGraph:
@@ -277,10 +335,17 @@ class Genealogy:
 
     def _materialise(self) -> None:
         graph = self._graph
-        events = self._events
-        for index in range(self._num_materialised, len(events)):
-            self._add_event(graph, index, events[index])
-            self._num_materialised = index + 1
+        for start, chunk in self._events.chunks_from(self._num_materialised):
+            if (
+                isinstance(chunk, EventBatch)
+                and start == self._num_materialised
+                and self._add_batch(graph, start, chunk)
+            ):
+                self._num_materialised = start + len(chunk)
+                continue
+            for offset in range(self._num_materialised - start, len(chunk)):
+                self._add_event(graph, start + offset, chunk[offset])
+                self._num_materialised = start + offset + 1
         if self._pending_status:
             for uid, (status, epoch) in self._pending_status.items():
                 if uid in graph:
@@ -290,6 +355,43 @@ class Genealogy:
                 else:
                     graph.add_node(uid, status=status, status_epoch=epoch)
             self._pending_status.clear()
+
+    @staticmethod
+    def _add_batch(graph: nx.MultiDiGraph, start: int, batch: EventBatch) -> bool:
+        """Add the edges of a batch of attack / learn events straight from its columns.
+
+        Gives the same edges as :meth:`_add_event` on each event, without building the Event
+        objects. Returns False (nothing added) for batches it does not handle.
+        """
+        actors, targets = batch.actors, batch.targets
+        if batch.kind not in HORIZONTAL or actors is None or targets is None:
+            return False
+        if None in actors or None in targets:
+            return False
+        common = {
+            "kind": batch.kind.value,
+            "epoch": int(batch.epoch),
+            "inheritance": INHERITANCE[batch.kind],
+        }
+        shared = _clean_data(dict(batch.data), _RESERVED_EDGE_ATTRIBUTES)
+        columns = [
+            (f"data_{name}" if name in _RESERVED_EDGE_ATTRIBUTES else str(name), values)
+            for name, values in batch.columns.items()
+        ]
+
+        def attributes(offset: int) -> dict[str, Any]:
+            edge = {**common, "event": start + offset, **shared}
+            for name, values in columns:
+                value = values[offset]
+                if value is not None and (value := _scalar(value)) is not None:
+                    edge[name] = value
+            return edge
+
+        graph.add_edges_from(
+            (int(actor), int(target), attributes(offset))
+            for offset, (actor, target) in enumerate(zip(actors, targets, strict=True))
+        )
+        return True
 
     @staticmethod
     def _add_event(graph: nx.MultiDiGraph, index: int, event: Event) -> None:
@@ -656,7 +758,7 @@ class Genealogy:
                     if name in data:
                         data[name] = position_of[data[name]]
         genealogy = cls()
-        genealogy._events = [numbered[index] for index in order]
+        genealogy._events = _EventLog([numbered[index] for index in order])
         genealogy._graph = graph
         genealogy._num_materialised = len(genealogy._events)
         return genealogy

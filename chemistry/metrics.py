@@ -26,20 +26,29 @@ def metric_names(soup: Soup) -> list[str]:
     return names
 
 
+def _status_counts(statuses: torch.Tensor) -> list[int]:
+    """Number of particles per Status code (unclassified entries, -1, are left out)."""
+    return torch.bincount(statuses[statuses >= 0], minlength=len(Status)).tolist()
+
+
 def epoch_metrics(soup: Soup) -> dict[str, float]:
-    """Counts per class (overall and per architecture), fixpoint error statistics, events per kind."""
+    """Counts per class (overall, per architecture), fixpoint error statistics, events per kind."""
     nodes = soup.occupied_nodes()
     statuses = soup.node_status[nodes]
     metrics: dict[str, float] = {"epoch": float(soup.epoch), "population": float(nodes.numel())}
-    for status in Status:
-        metrics[status.name.lower()] = float((statuses == status).sum())
+    for status, count in zip(Status, _status_counts(statuses), strict=True):
+        metrics[status.name.lower()] = float(count)
     errors = []
     multiple = len(soup.banks) > 1
+    if multiple:  # an architecture without living particles counts 0, not "missing"
+        for name in soup.architecture_names.values():
+            for status in Status:
+                metrics[f"{status.name.lower()}[{name}]"] = 0.0
     for bank, positions, rows in soup.groups(nodes):
         name = soup.architecture_names[bank.architecture]
         if multiple:
-            for status in Status:
-                count = (statuses[positions] == status).sum()
+            counts = _status_counts(statuses[positions])
+            for status, count in zip(Status, counts, strict=True):
                 metrics[f"{status.name.lower()}[{name}]"] = float(count)
         error = fixpoint_error(
             bank.architecture, bank.weights[rows], generator=soup.weight_generator
@@ -50,10 +59,8 @@ def epoch_metrics(soup: Soup) -> dict[str, float]:
     metrics["fixpoint_error_median"] = math.nan if empty else float(finite.median())
     metrics["fixpoint_error_mean"] = math.nan if empty else float(finite.mean())
     metrics["fixpoint_error_min"] = math.nan if empty else float(finite.min())
-    for kind in EventKind:
-        metrics[f"events_{kind.value}"] = 0.0
-    for event in soup.last_events:
-        metrics[f"events_{event.kind.value}"] += 1.0
+    for kind, count in soup.last_event_counts().items():
+        metrics[f"events_{kind.value}"] = float(count)
     return metrics
 
 

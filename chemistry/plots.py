@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from chemistry.storage import write_atomically  # noqa: E402
 from chemistry.trajectories import Projection  # noqa: E402
 from particles.classification import Status  # noqa: E402
 
@@ -31,14 +32,18 @@ EDGE_COLOURS = {
 }
 
 
-def _save(figure: plt.Figure, path: str | Path) -> Path:
+def save_figure(figure: plt.Figure, path: str | Path) -> Path:
+    """Save a figure atomically (format from the suffix, PNG by default) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temporary, dpi=110, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
-    plt.close(figure)
-    temporary.replace(path)
-    return path
+    file_format = path.suffix.lstrip(".") or "png"
+    try:
+        return write_atomically(
+            path, lambda temporary: figure.savefig(
+                temporary, dpi=110, bbox_inches="tight", format=file_format
+            )
+        )
+    finally:
+        plt.close(figure)
 
 
 def plot_trajectories(
@@ -74,7 +79,7 @@ def plot_trajectories(
         for s, c in STATUS_COLOURS.items()
     ]
     axes.legend(handles=handles, loc="upper left", fontsize=7, title="final class")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_counts(
@@ -97,7 +102,7 @@ def plot_counts(
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_lineage(
@@ -138,4 +143,4 @@ def plot_lineage(
     axes.set_ylabel("topology node")
     axes.tick_params(left=True, bottom=True, labelleft=True, labelbottom=True)
     axes.set_title(title)
-    return _save(figure, path)
+    return save_figure(figure, path)

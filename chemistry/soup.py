@@ -21,12 +21,18 @@ from chemistry.metrics import build_datacollector, epoch_metrics
 from chemistry.topology import Topology
 from chemistry.trajectories import Trajectories
 from interactions.base import PAIR_MODES, Interaction
-from interactions.events import Event, EventKind
+from interactions.events import Event, EventBatch, EventKind
 from particles.agent import Particle
 from particles.architectures import Architecture, Weightwise
 from particles.bank import WeightBank
 from particles.classification import Status, classify
-from particles.validation import check_choice, check_count, check_positive, check_probability
+from particles.validation import (
+    check_choice,
+    check_count,
+    check_positive,
+    check_probability,
+    check_weights,
+)
 
 Tensor = torch.Tensor
 SCHEDULES = ("synchronous", "sequential")
@@ -152,7 +158,7 @@ class Soup(mesa.Model):
         self.trajectories = Trajectories(
             {self.architecture_names[a]: a.num_weights for a in self.banks}
         )
-        self.last_events: list[Event] = []
+        self._last_chunks: list[list[Event] | EventBatch] = []
         self.metrics: dict[str, float] = {}
 
         for rule in rules:
@@ -218,6 +224,10 @@ class Soup(mesa.Model):
         if bool((bank_of < 0).any()):
             raise ValueError(f"nodes {nodes[bank_of < 0].tolist()} hold no particle")
         banks = self.bank_list
+        if len(banks) == 1:  # one architecture: no split needed (the common, large case)
+            if nodes.numel() == 0:
+                return []
+            return [(banks[0], torch.arange(nodes.numel()), self.node_row[nodes])]
         out = []
         for index in torch.unique(bank_of).tolist():
             positions = torch.nonzero(bank_of == index).flatten()
@@ -232,6 +242,12 @@ class Soup(mesa.Model):
         Returns a list of (actor bank, actor rows, partner bank, partner rows, positions).
         """
         banks = self.bank_list
+        if len(banks) == 1:
+            if actors.numel() == 0:
+                return []
+            rows = self.node_row
+            positions = torch.arange(actors.numel())
+            return [(banks[0], rows[actors], banks[0], rows[partners], positions)]
         actor_bank, partner_bank = self.node_bank[actors], self.node_bank[partners]
         key = actor_bank * len(banks) + partner_bank
         out = []
@@ -263,8 +279,18 @@ class Soup(mesa.Model):
         nodes: Tensor,
         parents: Sequence[Sequence[int]] | None = None,
     ) -> list[Event]:
-        """Create particles with ``weights`` [n, r] on free ``nodes`` [n]; returns BIRTH events."""
+        """Create particles with ``weights`` [n, r] on free ``nodes`` [n]; returns BIRTH events.
+
+        Raises:
+            ValueError: (before anything changes) if a node is occupied or given twice, or if
+                ``weights`` / ``parents`` do not have one entry per node.
+        """
         nodes = torch.as_tensor(nodes, dtype=torch.long).flatten()
+        check_weights("weights", weights, architecture.num_weights, nodes.numel())
+        if parents is not None and len(parents) != nodes.numel():
+            raise ValueError(f"got {len(parents)} parent tuples for {nodes.numel()} nodes")
+        if torch.unique(nodes).numel() != nodes.numel():
+            raise ValueError(f"nodes {nodes.tolist()} name a node twice")
         if bool((self.node_bank[nodes] >= 0).any()):
             raise ValueError(f"nodes {nodes[self.node_bank[nodes] >= 0].tolist()} are occupied")
         bank = self._add_bank(architecture, weights.shape[0])
@@ -274,11 +300,11 @@ class Soup(mesa.Model):
         epoch = self.epoch
         agents = [
             Particle(self, bank, -1, birth=epoch, parents=p, node=n)
-            for p, n in zip(parents, nodes.tolist())
+            for p, n in zip(parents, nodes.tolist(), strict=True)
         ]
         uids = [agent.unique_id for agent in agents]
         rows = bank.allocate(weights, uids)
-        for agent, row in zip(agents, rows.tolist()):
+        for agent, row in zip(agents, rows.tolist(), strict=True):
             agent.row = row
             self.particles[agent.unique_id] = agent
         self.node_bank[nodes] = self.bank_list.index(bank)
@@ -288,18 +314,20 @@ class Soup(mesa.Model):
         name = self.architecture_names[architecture]
         return [
             Event(epoch, EventKind.BIRTH, None, None, uid, {"architecture": name, "node": node})
-            for uid, node in zip(uids, nodes.tolist())
+            for uid, node in zip(uids, nodes.tolist(), strict=True)
         ]
 
     def kill(self, nodes: Tensor) -> list[Event]:
         """Remove the particles on ``nodes`` from the soup; returns DEATH events."""
         nodes = torch.as_tensor(nodes, dtype=torch.long).flatten()
+        if torch.unique(nodes).numel() != nodes.numel():
+            raise ValueError(f"nodes {nodes.tolist()} name a node twice")
         epoch = self.epoch
         events = []
         statuses = self.node_status[nodes].tolist()
-        for bank, positions, rows in self.groups(nodes):
+        for bank, _, rows in self.groups(nodes):
             bank.release(rows)
-        for node, status in zip(nodes.tolist(), statuses):
+        for node, status in zip(nodes.tolist(), statuses, strict=True):
             agent = self.particles.pop(int(self.node_uid[node]))
             agent.remove()
             if status >= 0:
@@ -366,29 +394,68 @@ class Soup(mesa.Model):
     # ----------------------------------------------------------------------------------------
     # The epoch
 
+    def run_for(self, epochs: int) -> None:
+        """Run ``epochs`` epochs (Mesa's ``run_for`` for a whole number of epochs >= 0).
+
+        Raises:
+            ValueError: if ``epochs`` is not an integer >= 0.
+        """
+        if isinstance(epochs, np.integer):
+            epochs = int(epochs)
+        check_count("epochs", epochs, 0)
+        if epochs:
+            super().run_for(epochs)
+
     def step(self) -> None:
         """Run one epoch: every rule in order, then record events, weights and data."""
-        events: list[Event] = []
+        chunks: list[list[Event] | EventBatch] = []
         if self.schedule == "synchronous":
             for rule in self.rules:
-                events += self._run_rule(rule, None)
+                chunks.append(self._run_rule(rule, None))
         else:
             for node in self.occupied_nodes().tolist():
                 for rule in self.rules:
                     if self.node_bank[node] >= 0:
-                        events += self._run_rule(rule, torch.tensor([node]))
-        self.genealogy_record.record(events)
-        self.last_events = events
+                        chunks.append(self._run_rule(rule, torch.tensor([node])))
+        chunks = [chunk for chunk in chunks if len(chunk)]
+        for chunk in chunks:
+            self.genealogy_record.record(chunk)
+        self._last_chunks = chunks
         self._observe()
 
-    def _run_rule(self, rule: Interaction, participants: Tensor | None) -> list[Event]:
-        events = rule(self, participants)
-        if not isinstance(events, list) or not all(isinstance(e, Event) for e in events):
+    def _run_rule(self, rule: Interaction, participants: Tensor | None) -> list[Event] | EventBatch:
+        # Synchronous rules are called as rule(soup), the documented signature (DESIGN.md).
+        events = rule(self) if participants is None else rule(self, participants)
+        if isinstance(events, EventBatch):
+            return events
+        if not isinstance(events, list):
             raise TypeError(
                 f"rule {rule!r} returned {type(events).__name__}; an Interaction must return "
-                "a list of interactions.Event"
+                "a list of interactions.Event (or an interactions.EventBatch)"
             )
+        for event in events:
+            if not isinstance(event, Event):
+                raise TypeError(
+                    f"rule {rule!r} returned a list holding {type(event).__name__} {event!r}; "
+                    "an Interaction must return a list of interactions.Event"
+                )
         return events
+
+    @property
+    def last_events(self) -> list[Event]:
+        """Every event of the last epoch, in order (event batches are expanded on each read)."""
+        return [event for chunk in self._last_chunks for event in chunk]
+
+    def last_event_counts(self) -> dict[EventKind, int]:
+        """Number of events of each kind in the last epoch (without expanding event batches)."""
+        counts = dict.fromkeys(EventKind, 0)
+        for chunk in self._last_chunks:
+            if isinstance(chunk, EventBatch):
+                counts[chunk.kind] += len(chunk)
+            else:
+                for event in chunk:
+                    counts[event.kind] += 1
+        return counts
 
     def _observe(self) -> None:
         epoch = self.epoch

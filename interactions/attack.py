@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from interactions.base import PairwiseInteraction, Soup, one_per_target
-from interactions.events import Event, EventKind
+from interactions.events import EventBatch, EventKind
 
 
 class Attack(PairwiseInteraction):
@@ -30,10 +30,11 @@ class Attack(PairwiseInteraction):
                     raise ValueError(
                         f"Attack cannot combine attacker {attacker} with victim {victim}: the "
                         f"{attacker.reduction} reduction needs targets of at least "
-                        f"{attacker.minimum_target_size} weights, the victim has {victim.num_weights}"
+                        f"{attacker.minimum_target_size} weights, the victim has "
+                        f"{victim.num_weights}"
                     )
 
-    def act(self, soup: Soup, actors: torch.Tensor, partners: torch.Tensor) -> list[Event]:
+    def act(self, soup: Soup, actors: torch.Tensor, partners: torch.Tensor) -> EventBatch:
         """Apply every kept attacker to its victim in one batch per pair of architectures."""
         kept, overwritten = one_per_target(partners, soup.index_generator)
         results = []
@@ -49,11 +50,13 @@ class Attack(PairwiseInteraction):
             results.append((victim_bank, victim_rows, new))
         for victim_bank, victim_rows, new in results:
             victim_bank.write(victim_rows, new)
-        epoch = soup.epoch
-        attacker_uids = soup.uids_at(actors).tolist()
-        victim_uids = soup.uids_at(partners).tolist()
-        lost = set(overwritten.tolist())
-        return [
-            Event(epoch, EventKind.ATTACK, a, v, None, {"overwritten": True} if i in lost else {})
-            for i, (a, v) in enumerate(zip(attacker_uids, victim_uids))
-        ]
+        flags: list[bool | None] = [None] * actors.numel()
+        for position in overwritten.tolist():
+            flags[position] = True
+        return EventBatch(
+            soup.epoch,
+            EventKind.ATTACK,
+            soup.uids_at(actors),
+            soup.uids_at(partners),
+            columns={"overwritten": flags},
+        )

@@ -8,13 +8,14 @@ schedule (SPEC D19) a rule reads every weight it needs before it writes any.
 
 from __future__ import annotations
 
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Protocol
 
 import torch
 
-from interactions.events import Event
+from interactions.events import Event, EventBatch
 from particles.architectures import Architecture
 from particles.bank import WeightBank
 from particles.presets import preset as named_preset
@@ -26,7 +27,10 @@ PAIR_MODES = ("per_particle", "single")
 
 
 class Soup(Protocol):
-    """What a rule may use of a soup (``chemistry.Soup`` implements it); keeps imports pointing down."""
+    """What a rule may use of a soup (``chemistry.Soup`` implements it).
+
+    A protocol keeps the imports pointing down: interactions never import chemistry.
+    """
 
     eps: float
     banks: dict[Architecture, WeightBank]
@@ -96,17 +100,19 @@ def one_per_target(targets: Tensor, generator: torch.Generator) -> tuple[Tensor,
 class Interaction(ABC):
     """A rule run once per epoch on a soup.
 
-    Subclasses implement ``__call__``. ``participants`` restricts the rule to some particles
-    (topology nodes); the soup passes one particle at a time under ``schedule="sequential"``
-    and None (everyone) otherwise.
+    Subclasses implement ``__call__(soup)`` and return a list of ``Event`` (or an
+    ``EventBatch``). Under ``schedule="sequential"`` the soup calls ``rule(soup, participants)``
+    with one particle (a topology node tensor) at a time, so a rule that supports that schedule
+    takes an optional second argument; under the synchronous schedule it is called as
+    ``rule(soup)``.
     """
 
     @abstractmethod
-    def __call__(self, soup: Soup, participants: Tensor | None = None) -> list[Event]:
+    def __call__(self, soup: Soup, participants: Tensor | None = None) -> list[Event] | EventBatch:
         """Act on the soup and return what happened."""
 
     def check(self, soup: Soup) -> None:  # noqa: B027 - optional hook
-        """Raise ValueError if this rule cannot act on the soup's architectures (called before a run)."""
+        """Raise ValueError if the rule cannot act on the soup's architectures (before a run)."""
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -130,15 +136,34 @@ class PairwiseInteraction(Interaction):
         self.mode = mode
         self.allow_self = bool(allow_self)
 
-    def __call__(self, soup: Soup, participants: Tensor | None = None) -> list[Event]:
+    def __call__(self, soup: Soup, participants: Tensor | None = None) -> list[Event] | EventBatch:
         """Draw pairs through the soup's topology and act on them in one batch."""
+        chance, mode = self.chance, self.mode
+        if participants is not None and mode == "single":
+            # Sequential schedule, one call per particle: still at most one pair per epoch. The
+            # actor is drawn once per epoch and acts, with a fresh partner, on its own turn.
+            participants = participants[participants == self._single_actor(soup)]
+            chance, mode = 1.0, "per_particle"
         actors, partners = soup.draw_pairs(
-            self.chance, mode=self.mode, allow_self=self.allow_self, participants=participants
+            chance, mode=mode, allow_self=self.allow_self, participants=participants
         )
         if actors.numel() == 0:
             return []
         return self.act(soup, actors, partners)
 
+    def _single_actor(self, soup: Soup) -> int:
+        """The node of this epoch's single actor (-1 if none), drawn on the epoch's first call."""
+        draws = self.__dict__.setdefault("_single_draws", weakref.WeakKeyDictionary())
+        epoch, actor = draws.get(soup, (None, -1))
+        if epoch != soup.epoch:
+            nodes = soup.occupied_nodes()
+            generator = soup.index_generator
+            actor = -1
+            if nodes.numel() and float(torch.rand((), generator=generator)) < self.chance:
+                actor = int(nodes[torch.randint(nodes.numel(), (1,), generator=generator)])
+            draws[soup] = (soup.epoch, actor)
+        return actor
+
     @abstractmethod
-    def act(self, soup: Soup, actors: Tensor, partners: Tensor) -> list[Event]:
+    def act(self, soup: Soup, actors: Tensor, partners: Tensor) -> list[Event] | EventBatch:
         """Act on the drawn pairs: actors [n], partners [n] are topology nodes."""

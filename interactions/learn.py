@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from interactions.base import PairwiseInteraction, Soup, training_settings
-from interactions.events import Event, EventKind
+from interactions.events import EventBatch, EventKind
 from particles.training import learn
 from particles.validation import check_count
 
@@ -52,7 +52,7 @@ class Learn(PairwiseInteraction):
                         f"{teacher.num_weights}"
                     )
 
-    def act(self, soup: Soup, actors: torch.Tensor, partners: torch.Tensor) -> list[Event]:
+    def act(self, soup: Soup, actors: torch.Tensor, partners: torch.Tensor) -> EventBatch:
         """Train every learner (actor) on its teacher (partner), one batch per architecture pair."""
         results = []
         for learner_bank, learner_rows, teacher_bank, teacher_rows, _ in soup.pair_groups(
@@ -71,10 +71,10 @@ class Learn(PairwiseInteraction):
             results.append((learner_bank, learner_rows, result.weights))
         for learner_bank, learner_rows, new in results:
             learner_bank.write(learner_rows, new)
-        epoch = soup.epoch
-        return [
-            Event(epoch, EventKind.LEARN, teacher, learner, None, {"steps": self.severity})
-            for learner, teacher in zip(
-                soup.uids_at(actors).tolist(), soup.uids_at(partners).tolist()
-            )
-        ]
+        return EventBatch(
+            soup.epoch,
+            EventKind.LEARN,
+            soup.uids_at(partners),
+            soup.uids_at(actors),
+            data={"steps": self.severity},
+        )

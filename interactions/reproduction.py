@@ -12,9 +12,7 @@ from particles.validation import check_choice
 Tensor = torch.Tensor
 
 
-def _place_children(
-    soup: Soup, victims: Tensor, grow: bool
-) -> tuple[Tensor, Tensor]:
+def _place_children(soup: Soup, victims: Tensor, grow: bool) -> tuple[Tensor, Tensor]:
     """Nodes for the children: the victims' nodes, or free nodes when growing.
 
     Returns (positions of the births that happen, their nodes).
@@ -46,7 +44,7 @@ def _births(
             events += soup.kill(dying)
         events += soup.spawn(architecture, weights, targets, lineage)
         children = soup.uids_at(targets).tolist()
-        for i, child in zip(positions.tolist(), children):
+        for i, child in zip(positions.tolist(), children, strict=True):
             victim = victim_uids[i] if victim_uids[i] >= 0 else None
             for uids in parent_uids:
                 events.append(Event(epoch, kind, uids[i], victim, child))
@@ -106,7 +104,8 @@ class Melt(PairwiseInteraction):
     distinct victim is found, are dropped.
 
     Args:
-        chance: melting probability μ (per epoch with ``mode="single"``, canonical, or per particle).
+        chance: melting probability μ (per epoch with ``mode="single"``, canonical, or per
+            particle).
         mode: "single" or "per_particle".
         grow: append the child on a free node instead of replacing a victim.
     """

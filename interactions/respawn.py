@@ -52,6 +52,7 @@ class Respawn(Interaction):
             replaced, new = soup.replace(targets, bank.architecture, fresh)
             events += replaced
             events += [
-                Event(soup.epoch, EventKind.RESPAWN, None, o, n) for o, n in zip(old, new.tolist())
+                Event(soup.epoch, EventKind.RESPAWN, None, o, n)
+                for o, n in zip(old, new.tolist(), strict=True)
             ]
         return events

@@ -22,7 +22,9 @@ class SelfApply(Interaction):
         nodes = soup.occupied_nodes() if participants is None else participants
         for bank, _, rows in soup.groups(nodes):
             new = self_apply(
-                bank.architecture, bank.read(rows), times=self.times,
+                bank.architecture,
+                bank.read(rows),
+                times=self.times,
                 generator=soup.weight_generator,
             )
             bank.write(rows, new)

@@ -118,14 +118,19 @@ class Architecture(ABC):
         finite = torch.isfinite(w).all(dim=1) & torch.isfinite(w_out).all(dim=1)
         return torch.where(finite, gap, torch.full_like(gap, math.inf))
 
-    def check_target(self, target: Architecture, target_w: Tensor, batch: int) -> None:
-        """Raise ValueError unless ``target_w`` is a [batch, r_M] batch this reduction can read."""
+    def check_target(
+        self, target: Architecture, target_w: Tensor, batch: int, *, role: str = "target"
+    ) -> None:
+        """Raise ValueError unless ``target_w`` is a [batch, r_M] batch this reduction can read.
+
+        ``role`` names the arguments in messages ("target" → ``target``/``target_w``).
+        """
         if not isinstance(target, Architecture):
-            raise ValueError(f"target must be an Architecture, got {type(target).__name__}")
-        check_weights("target_w", target_w, target.num_weights, batch)
+            raise ValueError(f"{role} must be an Architecture, got {type(target).__name__}")
+        check_weights(f"{role}_w", target_w, target.num_weights, batch)
         if target.num_weights < self.minimum_target_size:
             raise ValueError(
-                f"target architecture {target} has {target.num_weights} weights; the "
+                f"{role} architecture {target} has {target.num_weights} weights; the "
                 f"{self.reduction} reduction of {self} needs at least {self.minimum_target_size}"
             )
 

@@ -64,17 +64,21 @@ class WeightBank:
         old = self.capacity
         new = max(2 * old, old + needed)
         extra = new - old
-        self.weights = torch.cat([self.weights, self.weights.new_zeros(extra, self.weights.shape[1])])
+        self.weights = torch.cat(
+            [self.weights, self.weights.new_zeros(extra, self.weights.shape[1])]
+        )
         self.divergent = torch.cat([self.divergent, self.divergent.new_zeros(extra)])
         self.uids = torch.cat([self.uids, self.uids.new_full((extra,), -1)])
         self._free = list(range(new - 1, old - 1, -1)) + self._free
 
     def allocate(self, weights: Tensor, uids: Tensor | list[int]) -> Tensor:
-        """Give new particles rows holding ``weights`` [n, r]; returns their row indices int64 [n]."""
+        """Give new particles rows holding ``weights`` [n, r]; returns their rows, int64 [n]."""
         check_weights("weights", weights, self.architecture.num_weights)
         uids = torch.as_tensor(uids, dtype=torch.long, device=self.device).flatten()
         if uids.numel() != weights.shape[0]:
             raise ValueError(f"got {uids.numel()} uids for {weights.shape[0]} weight rows")
+        if bool((uids < 0).any()):
+            raise ValueError(f"uids {uids[uids < 0].tolist()} are not allowed; a uid must be >= 0")
         n = weights.shape[0]
         if n > len(self._free):
             self._grow(n - len(self._free))
@@ -89,6 +93,10 @@ class WeightBank:
     def release(self, rows: Tensor) -> None:
         """Return rows of particles that died; their contents are cleared."""
         rows = torch.as_tensor(rows, dtype=torch.long, device=self.device).flatten()
+        if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= self.capacity):
+            raise ValueError(f"rows {rows.tolist()} are not all in [0, {self.capacity})")
+        if rows.unique().numel() != rows.numel():
+            raise ValueError(f"rows {rows.tolist()} name a row more than once")
         if rows.numel() and bool((self.uids[rows] < 0).any()):
             raise ValueError(f"rows {rows[self.uids[rows] < 0].tolist()} are not in use")
         self.uids[rows] = -1
@@ -101,7 +109,7 @@ class WeightBank:
         return self.weights[rows]
 
     def write(self, rows: Tensor, weights: Tensor) -> None:
-        """Overwrite ``rows`` with ``weights`` [n, r] and raise the sticky flag of non-finite rows."""
+        """Overwrite ``rows`` with ``weights`` [n, r]; raise the sticky flag of non-finite rows."""
         self.weights[rows] = weights.to(device=self.device, dtype=self.dtype)
         self.divergent[rows] |= ~torch.isfinite(self.weights[rows]).all(dim=1)
 

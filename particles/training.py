@@ -16,9 +16,10 @@ Every other particle goes through ``torch.autograd``; the tests check one agains
 
 Self-training and learning of linear bias-free weightwise particles (the paper's ``ww`` type) take
 a faster route, ``_train_weightwise``: the weights are held column-wise ([r, B], one particle per
-column) for the whole call, so every operation runs over long contiguous rows, and the samples are
-never materialised (see ``_WeightwiseColumns``). It gives the same result as the general path up
-to floating-point reassociation, and is still one batched computation per step.
+column) for the whole call, so every operation runs over long contiguous rows, the samples are
+never materialised (Proposition 2: f is u·x and the positions are constant) and the tiny matrix
+products are broadcast multiply-adds (``_LinearColumns``). It gives the general path's result up
+to floating-point reassociation, and every operation acts on each particle's column alone.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def _per_sample_pass(
 ) -> tuple[Tensor, Tensor]:
     """One pass of single-sample updates, each row in its own uniformly random order."""
     batch, count = x.shape[0], x.shape[1]
-    if count == 1:
+    if count == 1 or architecture.is_sequence:  # a sequence is one sample (SPEC D9, D12)
         losses, grad = gradient(architecture, w, x, y)
         return update(w, grad), losses
     order = torch.rand((batch, count), generator=generator, device=w.device).argsort(dim=1)
@@ -135,7 +136,6 @@ def _per_sample_pass(
 # Fast route: linear bias-free weightwise particles trained on weightwise samples (SPEC D6, D7,
 # Proposition 2). The weights are held column-wise, [r, B], for the whole call.
 
-GRAM = True
 _CHAIN_LIMIT = 2  # contract a dimension up to this size by multiply-adds, larger ones by a sum
 
 
@@ -148,8 +148,12 @@ def _has_weightwise_route(architecture: Architecture, w: Tensor, *others: Tensor
     return (
         type(architecture) is Weightwise
         and architecture.is_linear_feedforward
+        and isinstance(w, Tensor)
         and w.dtype in (torch.float32, torch.float64)
-        and all(t is None or (t.dtype == w.dtype and t.device == w.device) for t in others)
+        and all(
+            t is None or (isinstance(t, Tensor) and t.dtype == w.dtype and t.device == w.device)
+            for t in others
+        )
     )
 
 
@@ -184,19 +188,24 @@ class _LinearColumns:
         self.matrix_columns = [layer.unbind(1) for layer in self.layers]  # W[:, i]: [out, B]
         self.last_row = self.matrix_rows[-1][0]  # the output layer has a single row: [n_{L-1}, B]
 
-    def backward(self) -> tuple[list[Tensor], Tensor]:
+    def backward(self, u: Tensor) -> list[Tensor]:
         """Backward pass of the output 1: b_l = (W_{L-1}⋯W_{l+1})ᵀ for l < L-1, and u = W_0ᵀ b_0.
 
-        Returns ([b_0, …, b_{L-2}] with b_l [n_{l+1}, B], u [n_0, B]); u = (W_{L-1}⋯W_0)ᵀ is the
-        collapsed net. b_{L-2} is a view of W_{L-1}: update W_{L-1} last.
+        Writes the collapsed net u = (W_{L-1}⋯W_0)ᵀ into ``u`` [n_0, B] and returns
+        [b_0, …, b_{L-2}] (b_l [n_{l+1}, B]). b_{L-2} is a view of W_{L-1}: update W_{L-1} last.
         """
+        if len(self.layers) == 1:
+            u.copy_(self.last_row)
+            return []
         vectors: list[Tensor] = []
         current = self.last_row
-        for layer in range(len(self.layers) - 2, -1, -1):
+        for layer in range(len(self.layers) - 2, 0, -1):
             vectors.append(current)
             current = self._transposed_product(layer, current)
+        vectors.append(current)
+        self._transposed_product(0, current, out=u)
         vectors.reverse()
-        return vectors, current
+        return vectors
 
     def forward(self, g: Tensor) -> list[Tensor]:
         """Forward pass of g: a_0 = g, a_{l+1} = W_l a_l for l < L-1 (a_l [n_l, B])."""
@@ -205,13 +214,13 @@ class _LinearColumns:
             vectors.append(self._product(layer, vectors[-1]))
         return vectors
 
-    def _transposed_product(self, layer: int, b: Tensor) -> Tensor:
-        """W_lᵀ b = Σ_o W_l[o] b[o]: b [out, B] -> [in, B]."""
+    def _transposed_product(self, layer: int, b: Tensor, out: Tensor | None = None) -> Tensor:
+        """W_lᵀ b = Σ_o W_l[o] b[o]: b [out, B] -> [in, B] (into ``out`` if given)."""
         rows = self.matrix_rows[layer]
         if len(rows) > _CHAIN_LIMIT:
-            return (self.layers[layer] * b.unsqueeze(1)).sum(0)
+            return torch.sum(self.layers[layer] * b.unsqueeze(1), dim=0, out=out)
         parts = b.unbind(0)
-        out = rows[0] * parts[0]
+        out = torch.mul(rows[0], parts[0], out=out)
         for row, part in zip(rows[1:], parts[1:], strict=True):
             out.addcmul_(row, part)
         return out
@@ -240,6 +249,7 @@ class _LinearColumns:
         self.last_row.copy_(a[-1])
 
 
+@torch.no_grad()
 def _train_weightwise(
     architecture: Weightwise,
     w: Tensor,
@@ -255,13 +265,16 @@ def _train_weightwise(
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """SGD of linear bias-free weightwise particles on weightwise samples (SPEC D12, Prop. 2).
 
-    The samples of target weights m [n] are x_i = (m_i, p_i), y_i = m_i, with p_i the constant
-    position row of weight i ([n, 3] ``positions``). With f(x) = u·x, u = (W_{L-1}⋯W_0)ᵀ:
+    The samples of target weights m [n] are the rows of X = [m | P], y = m, with P [n, 3] the
+    constant ``positions``. With f(x) = u·x, u = (W_{L-1}⋯W_0)ᵀ, and v = u − e_0 (so y = X e_0):
 
-        R = (u_0 − 1) m + P u_{1:}  [n, B],        g = ∂L/∂u = (2/n) (Σ_i R_i m_i, Pᵀ R)  [4, B]
+        R = X u − y = X v = v_0 m + P v_{1:},      g = ∂L/∂u = (2/n) Xᵀ R = (2/n) H v,
 
-    (two GEMMs with the constant P, no feature tensor); then ∂L/∂W_l = b_l a_lᵀ with the vectors
-    of ``_LinearColumns``.
+    with the 4×4 Gram matrix H = XᵀX = [[Σ m_i², (Pᵀm)ᵀ], [Pᵀm, PᵀP]]: PᵀP is constant, and
+    h = (Σ m_i², Pᵀm) is one GEMM per step for self-training and computed once for learning. No
+    [B, n, 4] feature tensor and no residual are built (except for the reported loss of the last
+    step, which is taken from R itself). Then ∂L/∂W_l = b_l a_lᵀ with the vectors of
+    ``_LinearColumns``. In per_sample mode each update uses one sample: g = 2 x (x·u − y).
 
     Args:
         teacher: the target weights [B, n], held constant (learning), or None: each particle's own
@@ -297,52 +310,56 @@ def _train_weightwise(
     constant = torch.zeros((4, 4), dtype=dtype, device=device)
     constant[1:, 1:] = positions_t @ positions
     h = torch.empty((4, batch), dtype=dtype, device=device)
+    h_0, h_rest = h[0], h[1:]
 
     def moments(m: Tensor) -> None:
-        torch.mm(positions_t, m, out=h[1:])
-        torch.linalg.vecdot(m, m, dim=0, out=h[0])
+        torch.mm(positions_t, m, out=h_rest)
+        torch.linalg.vecdot(m, m, dim=0, out=h_0)
 
     if fixed is not None:
         moments(fixed)
 
+    # v = u − e_0: with y = X e_0 the residual is R = X v and g = (2/n) H v.
+    v = torch.empty((4, batch), dtype=dtype, device=device)
+    v_0, v_rest, g_0, g_rest = v[0], v[1:], g[0], g[1:]
+
+    def collapse() -> list[Tensor]:
+        b = net.backward(v)
+        v_0.sub_(1)
+        return b
+
     def full_batch_step(m: Tensor, report: bool) -> Tensor | None:
-        b, u = net.backward()
-        if GRAM:
-            v = u.clone() if u is net.last_row else u
-            v[0].sub_(1)
-            if fixed is None:
-                moments(m)
-            reported = None
-            if report:
-                residual = torch.mm(positions, v[1:]).addcmul_(m, v[0])
-                reported = residual.square().mean(dim=0)
-            torch.mm(constant, v, out=g)
-            g.addcmul_(h, v[0])
-            g[0].add_(torch.linalg.vecdot(h[1:], v[1:], dim=0))
-            descend(b, 2.0 / count)
-            return reported
-        residual = torch.mm(positions, u[1:]).addcmul_(m, u[0] - 1)
-        reported = residual.square().mean(dim=0) if report else None
-        torch.mm(positions_t, residual, out=g[1:])
-        torch.sum(residual.mul_(m), dim=0, out=g[0])
+        b = collapse()
+        reported = None
+        if report:  # the loss before the update, from the residual itself (no cancellation)
+            residual = torch.mm(positions, v_rest).addcmul_(m, v_0)
+            reported = residual.square().mean(dim=0)
+        if fixed is None:
+            moments(m)
+        torch.mm(constant, v, out=g)  # (0, PᵀP v_{1:})
+        g_rest.addcmul_(h_rest, v_0)  # + v_0 Pᵀm
+        torch.linalg.vecdot(h, v, dim=0, out=g_0)  # Σm²·v_0 + (Pᵀm)·v_{1:}
         descend(b, 2.0 / count)
         return reported
+
+    x = torch.empty((4, batch), dtype=dtype, device=device)  # the sample of one update
+    x_target, x_positions = x[:1], x[1:]
+    residual_j = torch.empty(batch, dtype=dtype, device=device)
 
     def per_sample_pass(m: Tensor) -> Tensor:
         if count == 1:  # a single sample: the pass is one full-batch step, no order is drawn
             return full_batch_step(m, True)
         # The same draw as ``_per_sample_pass``: one visiting order per row.
         order = torch.rand((batch, count), generator=generator, device=device).argsort(dim=1)
-        picks = order.T  # [count, B]
-        samples = torch.empty((count, 4, batch), dtype=dtype, device=device)  # frozen for the pass
-        samples[:, 0] = m.gather(0, picks)
-        samples[:, 1:] = positions_t[:, picks].transpose(0, 1)
+        frozen = m.clone() if fixed is None else m  # the samples stay those of the pass start
         total = torch.zeros(batch, dtype=dtype, device=device)
-        for x in samples.unbind(0):
-            b, u = net.backward()
-            residual = torch.linalg.vecdot(u, x, dim=0).sub_(x[0])
-            total.addcmul_(residual, residual)
-            torch.mul(x, residual, out=g)
+        for pick in order.T.contiguous().unbind(0):  # pick [B]: the sample each row visits
+            torch.gather(frozen, 0, pick.unsqueeze(0), out=x_target)
+            torch.index_select(positions_t, 1, pick, out=x_positions)
+            b = collapse()
+            torch.linalg.vecdot(v, x, dim=0, out=residual_j)  # x·u − y = x·v
+            total.addcmul_(residual_j, residual_j)
+            torch.mul(x, residual_j, out=g)
             descend(b, 2.0)
         return total / count
 
@@ -528,7 +545,7 @@ def learn(
     in ``train``.
     """
     check_weights("w", w, architecture.num_weights)
-    architecture.check_target(teacher, teacher_w, w.shape[0])
+    architecture.check_target(teacher, teacher_w, w.shape[0], role="teacher")
     if _has_weightwise_route(architecture, w, teacher_w):
         positions = position_features(teacher, architecture.encoding, w.device, w.dtype)
         return _train(

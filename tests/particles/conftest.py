@@ -1,4 +1,8 @@
-"""Shared fixtures of the kernel tests: guards against input mutation and against warnings."""
+"""Shared fixtures of the kernel tests: guards against input mutation and against warnings.
+
+The kernel tests run torch on one thread: their tensors are tiny, and on a busy 2-core machine
+the spin-waiting of a second BLAS thread made single small matmuls a thousand times slower.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,14 @@ import warnings
 
 import pytest
 import torch
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _same(before: torch.Tensor, after: torch.Tensor) -> bool:
@@ -20,7 +32,7 @@ def _same(before: torch.Tensor, after: torch.Tensor) -> bool:
 def _unchanged(*tensors: torch.Tensor):
     clones = [t.clone() for t in tensors]
     yield
-    for index, (tensor, clone) in enumerate(zip(tensors, clones)):
+    for index, (tensor, clone) in enumerate(zip(tensors, clones, strict=True)):
         assert _same(clone, tensor), f"input {index} was modified in place"
 
 

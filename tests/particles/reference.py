@@ -15,14 +15,15 @@ shape [batch, count] per pass or application, argsorted along the row).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional
 
-import particles as P
+import particles as pt
 
 ACTIVATION_MODULES: dict[str | None, type[nn.Module]] = {
     None: nn.Identity,
@@ -40,52 +41,52 @@ ACTIVATION_MODULES: dict[str | None, type[nn.Module]] = {
 # Layouts (D1, D9, Table 1)
 
 
-def io_sizes(arch: P.Architecture) -> tuple[int, int]:
+def io_sizes(arch: pt.Architecture) -> tuple[int, int]:
     """(n_0, n_L) of a particle type: ww 4 → 1, agg/fft b → b, rnn 1 → 1."""
-    if isinstance(arch, P.Weightwise):
+    if isinstance(arch, pt.Weightwise):
         return 4, 1
-    if isinstance(arch, (P.Aggregating, P.Fourier)):
+    if isinstance(arch, (pt.Aggregating, pt.Fourier)):
         return arch.aggregates, arch.aggregates
-    if isinstance(arch, P.Recurrent):
+    if isinstance(arch, pt.Recurrent):
         return 1, 1
     raise TypeError(arch)
 
 
-def layer_widths(arch: P.Architecture) -> list[int]:
+def layer_widths(arch: pt.Architecture) -> list[int]:
     """(n_0, …, n_L): input, ``depth`` hidden layers of ``width``, output."""
     n_in, n_out = io_sizes(arch)
     return [n_in, *[arch.width] * arch.depth, n_out]
 
 
-def matrix_shapes(arch: P.Architecture) -> list[tuple[int, int]]:
+def matrix_shapes(arch: pt.Architecture) -> list[tuple[int, int]]:
     """Ordered weight matrices: [out_l, in_l (+1 with bias)] (D1, D2) or U_l, V_l per layer (D9)."""
     widths = layer_widths(arch)
-    pairs = list(zip(widths, widths[1:]))
-    if isinstance(arch, P.Recurrent):
+    pairs = list(itertools.pairwise(widths))
+    if isinstance(arch, pt.Recurrent):
         return [shape for inp, out in pairs for shape in ((out, inp), (out, out))]
     return [(out, inp + int(arch.bias)) for inp, out in pairs]
 
 
-def num_weights(arch: P.Architecture) -> int:
+def num_weights(arch: pt.Architecture) -> int:
     return sum(rows * cols for rows, cols in matrix_shapes(arch))
 
 
 # Particle types the tests sweep over: the four of Table 1 and non-default options.
-TYPES: dict[str, P.Architecture] = {
-    "ww": P.Weightwise(),
-    "ww_keras": P.Weightwise(encoding="keras"),
-    "ww_tanh_bias": P.Weightwise(width=3, depth=1, activation="tanh", bias=True),
-    "agg": P.Aggregating(),
-    "agg_max": P.Aggregating(aggregation="max"),
-    "agg_b3_selu": P.Aggregating(aggregates=3, width=3, depth=1, activation="selu"),
-    "rnn": P.Recurrent(),
-    "rnn_tanh": P.Recurrent(width=3, depth=1, activation="tanh"),
-    "fft": P.Fourier(),
-    "fft_b5_bias": P.Fourier(aggregates=5, width=3, depth=1, bias=True, activation="sigmoid"),
+TYPES: dict[str, pt.Architecture] = {
+    "ww": pt.Weightwise(),
+    "ww_keras": pt.Weightwise(encoding="keras"),
+    "ww_tanh_bias": pt.Weightwise(width=3, depth=1, activation="tanh", bias=True),
+    "agg": pt.Aggregating(),
+    "agg_max": pt.Aggregating(aggregation="max"),
+    "agg_b3_selu": pt.Aggregating(aggregates=3, width=3, depth=1, activation="selu"),
+    "rnn": pt.Recurrent(),
+    "rnn_tanh": pt.Recurrent(width=3, depth=1, activation="tanh"),
+    "fft": pt.Fourier(),
+    "fft_b5_bias": pt.Fourier(aggregates=5, width=3, depth=1, bias=True, activation="sigmoid"),
 }
 
 
-def random_rows(arch: P.Architecture, n: int, seed: int, scale: float = 0.6) -> torch.Tensor:
+def random_rows(arch: pt.Architecture, n: int, seed: int, scale: float = 0.6) -> torch.Tensor:
     """n float64 rows of N(0, scale²) weights, independent of the kernel's initialiser."""
     generator = torch.Generator().manual_seed(seed)
     return scale * torch.randn((n, num_weights(arch)), generator=generator, dtype=torch.float64)
@@ -98,13 +99,13 @@ def random_rows(arch: P.Architecture, n: int, seed: int, scale: float = 0.6) -> 
 class MLP(nn.Module):
     """Feed-forward particle as a stack of ``nn.Linear`` layers loaded from a flat D1 row."""
 
-    def __init__(self, arch: P.FeedForward, row: torch.Tensor) -> None:
+    def __init__(self, arch: pt.FeedForward, row: torch.Tensor) -> None:
         super().__init__()
         widths = layer_widths(arch)
         self.has_bias = arch.bias
         self.layers = nn.ModuleList(
             nn.Linear(inp, out, bias=arch.bias, dtype=row.dtype)
-            for inp, out in zip(widths, widths[1:])
+            for inp, out in itertools.pairwise(widths)
         )
         self.hidden = ACTIVATION_MODULES[arch.activation]()
         self.output = ACTIVATION_MODULES[arch.output_activation]()
@@ -148,13 +149,13 @@ class MLP(nn.Module):
 class Elman(nn.Module):
     """Recurrent particle (D9): Elman layers written out by hand, zero initial state."""
 
-    def __init__(self, arch: P.Recurrent, row: torch.Tensor) -> None:
+    def __init__(self, arch: pt.Recurrent, row: torch.Tensor) -> None:
         super().__init__()
         widths = layer_widths(arch)
         self.U = nn.ParameterList()
         self.V = nn.ParameterList()
         offset = 0
-        for inp, out in zip(widths, widths[1:]):
+        for inp, out in itertools.pairwise(widths):
             self.U.append(nn.Parameter(row[offset : offset + out * inp].reshape(out, inp).clone()))
             offset += out * inp
             self.V.append(nn.Parameter(row[offset : offset + out * out].reshape(out, out).clone()))
@@ -163,11 +164,13 @@ class Elman(nn.Module):
         self.act = ACTIVATION_MODULES[arch.activation]()
 
     def flat(self) -> torch.Tensor:
-        parts = [m.reshape(-1) for u, v in zip(self.U, self.V) for m in (u, v)]
+        parts = [m.reshape(-1) for u, v in zip(self.U, self.V, strict=True) for m in (u, v)]
         return torch.cat(parts).detach().clone()
 
     def flat_grad(self) -> torch.Tensor:
-        return torch.cat([m.grad.reshape(-1) for u, v in zip(self.U, self.V) for m in (u, v)])
+        return torch.cat(
+            [m.grad.reshape(-1) for u, v in zip(self.U, self.V, strict=True) for m in (u, v)]
+        )
 
     def forward(self, sequence: torch.Tensor) -> torch.Tensor:
         """sequence [T, 1] -> outputs [T, 1]."""
@@ -175,15 +178,15 @@ class Elman(nn.Module):
         outputs = []
         for t in range(sequence.shape[0]):
             h = sequence[t]
-            for layer, (u, v) in enumerate(zip(self.U, self.V)):
+            for layer, (u, v) in enumerate(zip(self.U, self.V, strict=True)):
                 h = self.act(u @ h + v @ state[layer])
                 state[layer] = h
             outputs.append(h)
         return torch.stack(outputs)
 
 
-def make_net(arch: P.Architecture, row: torch.Tensor) -> nn.Module:
-    return Elman(arch, row) if isinstance(arch, P.Recurrent) else MLP(arch, row)
+def make_net(arch: pt.Architecture, row: torch.Tensor) -> nn.Module:
+    return Elman(arch, row) if isinstance(arch, pt.Recurrent) else MLP(arch, row)
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,7 +197,7 @@ def nu(k: int, n: int) -> float:
     return k / (n - 1) if n > 1 else 0.0
 
 
-def encode(target: P.Architecture, m: torch.Tensor, encoding: str = "torch") -> torch.Tensor:
+def encode(target: pt.Architecture, m: torch.Tensor, encoding: str = "torch") -> torch.Tensor:
     """Feature rows x_i(M) = (m_i, ν(l, L_M), ν(c, out_l), ν(p, in_l)) (D6): [r_M, 4]."""
     shapes = matrix_shapes(target)
     rows = []
@@ -263,49 +266,49 @@ def low_pass(a: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def apply_one(
-    op: P.Architecture,
+    op: pt.Architecture,
     op_row: torch.Tensor,
-    target: P.Architecture,
+    target: pt.Architecture,
     m: torch.Tensor,
     permutation: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """N ◁ M for one operator row and one target row (D7, D8, D9, D11)."""
     net = make_net(op, op_row)
     with torch.no_grad():
-        if isinstance(op, P.Weightwise):
+        if isinstance(op, pt.Weightwise):
             return net(encode(target, m, op.encoding)).reshape(-1)
-        if isinstance(op, P.Recurrent):
+        if isinstance(op, pt.Recurrent):
             return net(m.reshape(-1, 1)).reshape(-1)
-        if isinstance(op, P.Aggregating):
+        if isinstance(op, pt.Aggregating):
             out = deaggregate(net(aggregate(m, op.aggregates, op.aggregation)), m.numel())
             return out if permutation is None else out[permutation]
-        if isinstance(op, P.Fourier):
+        if isinstance(op, pt.Fourier):
             return low_pass(net(fourier_coordinates(m)[: op.aggregates]), m.numel())
     raise TypeError(op)
 
 
 def samples_one(
-    learner: P.Architecture, target: P.Architecture, m: torch.Tensor
+    learner: pt.Architecture, target: pt.Architecture, m: torch.Tensor
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """S_red(M) as a list of (input, target) samples, all constants (D7, D8, D9, D11)."""
     m = m.detach()
-    if isinstance(learner, P.Weightwise):
+    if isinstance(learner, pt.Weightwise):
         x = encode(target, m, learner.encoding)
         return [(x[i : i + 1], m[i : i + 1].reshape(1, 1)) for i in range(m.numel())]
-    if isinstance(learner, P.Recurrent):
+    if isinstance(learner, pt.Recurrent):
         return [(m.reshape(-1, 1), m.reshape(-1, 1))]  # one sequence
-    if isinstance(learner, P.Aggregating):
+    if isinstance(learner, pt.Aggregating):
         a = aggregate(m, learner.aggregates, learner.aggregation).reshape(1, -1)
         return [(a, a.clone())]
-    if isinstance(learner, P.Fourier):
+    if isinstance(learner, pt.Fourier):
         a = fourier_coordinates(m)[: learner.aggregates].reshape(1, -1)
         return [(a, a.clone())]
     raise TypeError(learner)
 
 
-def sample_count(learner: P.Architecture, target: P.Architecture) -> int:
+def sample_count(learner: pt.Architecture, target: pt.Architecture) -> int:
     """|S|: r_M for a weightwise learner, 1 for the others (D7–D11)."""
-    return num_weights(target) if isinstance(learner, P.Weightwise) else 1
+    return num_weights(target) if isinstance(learner, pt.Weightwise) else 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,7 +316,7 @@ def sample_count(learner: P.Architecture, target: P.Architecture) -> int:
 
 
 def train_one(
-    arch: P.Architecture,
+    arch: pt.Architecture,
     row: torch.Tensor,
     sample_source: Callable[[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]],
     *,
@@ -344,7 +347,7 @@ def train_one(
         losses = []
         for x, y in batches:
             optimiser.zero_grad()
-            value = F.mse_loss(net(x), y)
+            value = functional.mse_loss(net(x), y)
             value.backward()
             optimiser.step()
             losses.append(value.detach())
@@ -367,7 +370,7 @@ def plain_loss_and_grad(arch, row, x, y) -> tuple[torch.Tensor, torch.Tensor]:
     For the recurrent particle x and y are one sequence [T, 1].
     """
     net = make_net(arch, row)
-    value = F.mse_loss(net(x), y)
+    value = functional.mse_loss(net(x), y)
     value.backward()
     return value.detach(), net.flat_grad()
 
