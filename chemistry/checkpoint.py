@@ -53,6 +53,7 @@ def soup_state(soup: Soup) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         "node_row": soup.node_row,
         "node_uid": soup.node_uid,
         "node_status": soup.node_status,
+        "node_error": soup.node_error,
     }
     banks = []
     for index, (arch, bank) in enumerate(soup.banks.items()):
@@ -96,9 +97,7 @@ def _restore_python_random(state: list[Any]) -> tuple:
     return (version, tuple(internal), gauss)
 
 
-def restore_soup_state(
-    soup: Soup, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
-) -> None:
+def restore_soup_state(soup: Soup, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Replace a freshly built soup's state (same configuration) by a saved one."""
     names = [soup.architecture_names[a] for a in soup.banks]
     saved = [b["name"] for b in meta["banks"]]
@@ -115,7 +114,7 @@ def restore_soup_state(
         bank.load_state_dict(
             {key: tensors[prefix + key] for key in ("weights", "divergent", "uids", "free")}
         )
-    for name in ("node_bank", "node_row", "node_uid", "node_status"):
+    for name in ("node_bank", "node_row", "node_uid", "node_status", "node_error"):
         setattr(soup, name, tensors[name].clone())
     soup.index_generator.set_state(tensors["index_generator"])
     soup.weight_generator.set_state(tensors["weight_generator"])
@@ -176,7 +175,9 @@ def _read_index(directory: Path) -> list[dict[str, Any]]:
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))["checkpoints"]
     except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"checkpoint index {path} is damaged ({error}); it cannot be read") from None
+        raise ValueError(
+            f"checkpoint index {path} is damaged ({error}); it cannot be read"
+        ) from None
     return entries
 
 

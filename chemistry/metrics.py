@@ -9,7 +9,7 @@ import mesa
 import torch
 
 from interactions.events import EventKind
-from particles.classification import Status, fixpoint_error
+from particles.classification import Status
 
 if TYPE_CHECKING:
     from chemistry.soup import Soup
@@ -38,23 +38,17 @@ def epoch_metrics(soup: Soup) -> dict[str, float]:
     metrics: dict[str, float] = {"epoch": float(soup.epoch), "population": float(nodes.numel())}
     for status, count in zip(Status, _status_counts(statuses), strict=True):
         metrics[status.name.lower()] = float(count)
-    errors = []
-    multiple = len(soup.banks) > 1
-    if multiple:  # an architecture without living particles counts 0, not "missing"
+    if len(soup.banks) > 1:  # an architecture without living particles counts 0, not "missing"
         for name in soup.architecture_names.values():
             for status in Status:
                 metrics[f"{status.name.lower()}[{name}]"] = 0.0
-    for bank, positions, rows in soup.groups(nodes):
-        name = soup.architecture_names[bank.architecture]
-        if multiple:
+        for bank, positions, _ in soup.groups(nodes):
+            name = soup.architecture_names[bank.architecture]
             counts = _status_counts(statuses[positions])
             for status, count in zip(Status, counts, strict=True):
                 metrics[f"{status.name.lower()}[{name}]"] = float(count)
-        error = fixpoint_error(
-            bank.architecture, bank.weights[rows], generator=soup.weight_generator
-        )
-        errors.append(error[torch.isfinite(error)].double().cpu())
-    finite = torch.cat(errors) if errors else torch.empty(0, dtype=torch.float64)
+    errors = soup.node_error[nodes]
+    finite = errors[torch.isfinite(errors)]
     empty = finite.numel() == 0
     metrics["fixpoint_error_median"] = math.nan if empty else float(finite.median())
     metrics["fixpoint_error_mean"] = math.nan if empty else float(finite.mean())

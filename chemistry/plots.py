@@ -38,9 +38,10 @@ def save_figure(figure: plt.Figure, path: str | Path) -> Path:
     file_format = path.suffix.lstrip(".") or "png"
     try:
         return write_atomically(
-            path, lambda temporary: figure.savefig(
+            path,
+            lambda temporary: figure.savefig(
                 temporary, dpi=110, bbox_inches="tight", format=file_format
-            )
+            ),
         )
     finally:
         plt.close(figure)
@@ -129,8 +130,16 @@ def plot_lineage(
         edges = [(u, v) for u, v, d in graph.edges(data=True) if d.get("kind") == kind]
         if edges:
             nx.draw_networkx_edges(
-                graph, positions, edgelist=edges, edge_color=colour, ax=axes, alpha=0.5,
-                arrows=True, arrowsize=6, width=0.8, connectionstyle="arc3,rad=0.15",
+                graph,
+                positions,
+                edgelist=edges,
+                edge_color=colour,
+                ax=axes,
+                alpha=0.5,
+                arrows=True,
+                arrowsize=6,
+                width=0.8,
+                connectionstyle="arc3,rad=0.15",
             )
     colours = [STATUS_COLOURS.get(graph.nodes[n].get("status", ""), "#cccccc") for n in graph.nodes]
     nx.draw_networkx_nodes(graph, positions, node_color=colours, node_size=30, ax=axes)

@@ -8,6 +8,7 @@ records the events in the genealogy and collects data after every epoch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ from interactions.events import Event, EventBatch, EventKind
 from particles.agent import Particle
 from particles.architectures import Architecture, Weightwise
 from particles.bank import WeightBank
-from particles.classification import Status, classify
+from particles.classification import Status, classify_with_error
 from particles.validation import (
     check_choice,
     check_count,
@@ -39,26 +40,35 @@ SCHEDULES = ("synchronous", "sequential")
 
 
 def _population_spec(
-    population: int | Mapping[Architecture, int] | Sequence[tuple[Architecture, int]],
+    population: int
+    | Mapping[Architecture, int | Tensor]
+    | Sequence[tuple[Architecture, int | Tensor]],
     architecture: Architecture | None,
-) -> list[tuple[Architecture, int]]:
+) -> list[tuple[Architecture, int, Tensor | None]]:
+    """(architecture, count, given weights or None) per population entry."""
     if isinstance(population, int) and not isinstance(population, bool):
         architecture = architecture if architecture is not None else Weightwise()
-        spec = [(architecture, population)]
+        pairs = [(architecture, population)]
     elif isinstance(population, Mapping):
-        spec = list(population.items())
+        pairs = list(population.items())
     elif isinstance(population, Sequence) and not isinstance(population, str):
-        spec = [tuple(item) for item in population]
+        pairs = [tuple(item) for item in population]
     else:
         raise ValueError(
             f"population={population!r} is not allowed; give a count, a mapping "
-            "{Architecture: count} or a list of (Architecture, count) pairs"
+            "{Architecture: count or weights [n, r]} or a list of such pairs"
         )
-    for arch, count in spec:
+    spec = []
+    for arch, amount in pairs:
         if not isinstance(arch, Architecture):
             raise ValueError(f"population key {arch!r} is not an Architecture")
-        check_count(f"population count of {arch}", count, 0)
-    if sum(count for _, count in spec) < 1:
+        if isinstance(amount, torch.Tensor):
+            check_weights(f"population weights of {arch}", amount, arch.num_weights)
+            spec.append((arch, amount.shape[0], amount))
+        else:
+            check_count(f"population count of {arch}", amount, 0)
+            spec.append((arch, amount, None))
+    if sum(count for _, count, _ in spec) < 1:
         raise ValueError(f"population={population!r} is empty; a soup needs at least 1 particle")
     return spec
 
@@ -69,7 +79,8 @@ class Soup(mesa.Model):
     Args:
         rules: the ordered schedule of ``Interaction`` objects run every epoch.
         population: a particle count (of ``architecture``), or a mapping / list of
-            (Architecture, count) for mixed soups.
+            (Architecture, count) for mixed soups; a weight tensor [n, r] in place of a count
+            starts the soup from those particles instead of fresh ones.
         architecture: the architecture of an integer population (default ``Weightwise()``).
         topology: a ``Topology``, any networkx graph (one node per slot), or None (well mixed).
         rng: seed or numpy Generator (Mesa's ``rng=``); every random draw derives from it.
@@ -114,7 +125,7 @@ class Soup(mesa.Model):
         check_count("collect_every", collect_every, 0)
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype={dtype} is not allowed; choose torch.float32 or torch.float64")
-        total = sum(count for _, count in spec)
+        total = sum(count for _, count, _ in spec)
         if topology is None:
             topology = Topology.complete(total)
         elif isinstance(topology, nx.Graph):
@@ -146,13 +157,14 @@ class Soup(mesa.Model):
 
         self.banks: dict[Architecture, WeightBank] = {}
         self.architecture_names: dict[Architecture, str] = {}
-        for arch, count in spec:
+        for arch, count, _ in spec:
             self._add_bank(arch, count)
         nodes = topology.num_nodes
         self.node_bank = torch.full((nodes,), -1, dtype=torch.long)
         self.node_row = torch.full((nodes,), -1, dtype=torch.long)
         self.node_uid = torch.full((nodes,), -1, dtype=torch.long)
         self.node_status = torch.full((nodes,), -1, dtype=torch.long)
+        self.node_error = torch.full((nodes,), math.nan, dtype=torch.float64)
         self.particles: dict[int, Particle] = {}
         self.genealogy_record = Genealogy()
         self.trajectories = Trajectories(
@@ -165,11 +177,14 @@ class Soup(mesa.Model):
             rule.check(self)
         start = 0
         births: list[Event] = []
-        for arch, count in spec:
+        for arch, count, given in spec:
             placed = torch.arange(start, start + count)
-            weights = arch.init(
-                count, generator=self.weight_generator, device=self.device, dtype=dtype
-            )
+            if given is None:
+                weights = arch.init(
+                    count, generator=self.weight_generator, device=self.device, dtype=dtype
+                )
+            else:
+                weights = given.to(device=self.device, dtype=dtype)
             births += self.spawn(arch, weights, placed)
             start += count
         self.genealogy_record.record(births)
@@ -311,6 +326,7 @@ class Soup(mesa.Model):
         self.node_row[nodes] = rows.cpu()
         self.node_uid[nodes] = torch.tensor(uids, dtype=torch.long)
         self.node_status[nodes] = -1
+        self.node_error[nodes] = math.nan
         name = self.architecture_names[architecture]
         return [
             Event(epoch, EventKind.BIRTH, None, None, uid, {"architecture": name, "node": node})
@@ -337,6 +353,7 @@ class Soup(mesa.Model):
         self.node_row[nodes] = -1
         self.node_uid[nodes] = -1
         self.node_status[nodes] = -1
+        self.node_error[nodes] = math.nan
         return events
 
     def replace(
@@ -471,10 +488,13 @@ class Soup(mesa.Model):
             self.datacollector.collect(self)
 
     def classify(self) -> Tensor:
-        """Classify every particle (SPEC D13, the soup's eps); stores and returns node statuses."""
+        """Classify every particle (SPEC D13, the soup's eps); stores and returns node statuses.
+
+        Also stores each particle's fixpoint error q in ``node_error``.
+        """
         nodes = self.occupied_nodes()
         for bank, positions, rows in self.groups(nodes):
-            status = classify(
+            status, error = classify_with_error(
                 bank.architecture,
                 bank.weights[rows],
                 eps=self.eps,
@@ -482,6 +502,7 @@ class Soup(mesa.Model):
                 generator=self.weight_generator,
             )
             self.node_status[nodes[positions]] = status.cpu()
+            self.node_error[nodes[positions]] = error.double().cpu()
         return self.node_status
 
     @property

@@ -68,9 +68,7 @@ class Trajectories:
         track.weights[track.size : track.size + n] = weights.detach().double().cpu().numpy()
         track.size += n
 
-    def replace(
-        self, name: str, epochs: np.ndarray, uids: np.ndarray, weights: np.ndarray
-    ) -> None:
+    def replace(self, name: str, epochs: np.ndarray, uids: np.ndarray, weights: np.ndarray) -> None:
         """Replace one architecture's table by saved arrays (for checkpoints)."""
         track = _Track(weights.shape[1], capacity=max(len(epochs), 1024))
         track.reserve(len(epochs))
@@ -110,7 +108,12 @@ class Trajectories:
         weights = np.concatenate([p[2] for p in parts])
         labels = np.concatenate([np.full(len(p[0]), p[3]) for p in parts])
         finite = np.isfinite(weights).all(axis=1)
-        epochs, uids, weights, labels = epochs[finite], uids[finite], weights[finite], labels[finite]
+        epochs, uids, weights, labels = (
+            epochs[finite],
+            uids[finite],
+            weights[finite],
+            labels[finite],
+        )
         if len(weights) == 0:
             raise ValueError("no finite recorded states to project")
         centred = weights - weights.mean(axis=0)

@@ -20,6 +20,7 @@ from particles.bank import WeightBank
 from particles.classification import (
     Status,
     classify,
+    classify_with_error,
     count_statuses,
     fixpoint_error,
     self_apply,
@@ -47,6 +48,7 @@ __all__ = [
     "Weightwise",
     "add_noise",
     "classify",
+    "classify_with_error",
     "count_statuses",
     "distance",
     "fixpoint_error",

@@ -328,8 +328,10 @@ class Weightwise(FeedForward):
 def aggregate_groups(num_weights: int, aggregates: int, device: torch.device) -> Tensor:
     """Group k(i) of every weight: b contiguous groups of ⌊r/b⌋, the remainder joins the last."""
     size = num_weights // aggregates
-    return torch.arange(num_weights, device=device).div(size, rounding_mode="floor").clamp_(
-        max=aggregates - 1
+    return (
+        torch.arange(num_weights, device=device)
+        .div(size, rounding_mode="floor")
+        .clamp_(max=aggregates - 1)
     )
 
 
@@ -393,7 +395,9 @@ class Aggregating(FeedForward):
     def apply(self, w, target, target_w, *, generator=None):
         self._checked(w, target, target_w)
         if self.shuffle and generator is None:
-            raise ValueError("generator=None is not allowed with shuffle=True; pass a torch.Generator")
+            raise ValueError(
+                "generator=None is not allowed with shuffle=True; pass a torch.Generator"
+            )
         new = self.forward(w, self.aggregate(target_w).unsqueeze(1)).squeeze(1)
         out = self.deaggregate(new, target_w.shape[1])
         if self.shuffle:

@@ -72,6 +72,20 @@ def classify(
     SECOND_ORDER: max|w″_i − w_i| ≤ eps with w″ = F(w′), F the original particle's own map;
     OTHER: none of these.
     """
+    return classify_with_error(architecture, w, eps=eps, divergent=divergent, generator=generator)[
+        0
+    ]
+
+
+def classify_with_error(
+    architecture: Architecture,
+    w: Tensor,
+    *,
+    eps: float = 1e-5,
+    divergent: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """``classify`` and ``fixpoint_error`` from one self-application: w [B, r] -> ([B], [B])."""
     check_weights("w", w, architecture.num_weights)
     check_positive("eps", eps)
     batch = w.shape[0]
@@ -83,8 +97,9 @@ def classify(
     status = torch.full((batch,), int(Status.OTHER), dtype=torch.long, device=w.device)
     once = _own_map(architecture, w, generator)
     twice = architecture.apply(w, architecture, once, generator=generator)
+    error = architecture.fixpoint_gap(w, once)
     second_order = architecture.fixpoint_gap(w, twice) <= eps
-    fixpoint = architecture.fixpoint_gap(w, once) <= eps
+    fixpoint = error <= eps
     zero = w.abs().amax(dim=1) <= eps
     is_divergent = ~torch.isfinite(w).all(dim=1)
     if divergent is not None:
@@ -94,7 +109,7 @@ def classify(
     status[fixpoint] = int(Status.FIXPOINT)
     status[zero] = int(Status.ZERO)
     status[is_divergent] = int(Status.DIVERGENT)
-    return status
+    return status, error
 
 
 def count_statuses(status: Tensor) -> dict[Status, int]:

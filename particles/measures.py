@@ -27,7 +27,9 @@ def add_noise(
         raise ValueError(f"scale={scale!r} is not allowed; it must be a number >= 0")
     check_choice("noise", noise, NOISES)
     if w.dim() != 2 or not w.is_floating_point():
-        raise ValueError(f"w has shape {list(w.shape)} and dtype {w.dtype}; expected a float [B, r]")
+        raise ValueError(
+            f"w has shape {list(w.shape)} and dtype {w.dtype}; expected a float [B, r]"
+        )
     z = 2 * torch.rand(w.shape, generator=generator, device=w.device, dtype=w.dtype) - 1
     if noise == "double_uniform":
         z = z * torch.rand((w.shape[0], 1), generator=generator, device=w.device, dtype=w.dtype)

@@ -46,9 +46,7 @@ def check_weights(name: str, weights: Any, num_weights: int, batch: int | None =
     if not weights.is_floating_point():
         raise ValueError(f"{name} must hold floating-point weights, got dtype {weights.dtype}")
     if weights.dim() != 2 or weights.shape[1] != num_weights:
-        raise ValueError(
-            f"{name} has shape {list(weights.shape)}; expected [batch, {num_weights}]"
-        )
+        raise ValueError(f"{name} has shape {list(weights.shape)}; expected [batch, {num_weights}]")
     if batch is not None and weights.shape[0] != batch:
         raise ValueError(
             f"{name} has batch size {weights.shape[0]}; it must match the other batch ({batch})"

@@ -57,8 +57,6 @@ def _share(mask: Tensor) -> float:
     return float(mask.double().mean()) if mask.numel() else math.nan
 
 
-
-
 def _status_columns(status: Tensor) -> dict[str, int]:
     return {s.name: n for s, n in count_statuses(status).items()}
 

@@ -72,9 +72,7 @@ def reproduce(
             experiment, scale=scale, seeds=seeds, out=out, device=device, options=options
         )
         update_report(report, experiment.key, report_section(experiment, outcomes, scale, seconds))
-        verdicts = " ".join(
-            f"{c.key}:{'yes' if c.holds else 'no'}" for c in outcomes[0].claims
-        )
+        verdicts = " ".join(f"{c.key}:{'yes' if c.holds else 'no'}" for c in outcomes[0].claims)
         print(f" {seconds:7.1f} s  {verdicts}", file=stream, flush=True)
     print(f"total {time.perf_counter() - started:.1f} s; report: {report}", file=stream)
     return report
@@ -91,7 +89,10 @@ def add_reproduce_parser(commands: argparse._SubParsersAction) -> argparse.Argum
     parser.add_argument("--out", type=Path, default=Path("reproduction"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="NAME=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="experiment switch, e.g. --set dtype=float64 (repeatable)",
     )
     parser.set_defaults(handler=reproduce_command)

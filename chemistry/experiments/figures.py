@@ -15,9 +15,7 @@ from chemistry.plots import STATUS_COLOURS, save_figure  # noqa: E402
 from particles.classification import Status  # noqa: E402
 
 
-def census_figure(
-    counts: Mapping[str, Mapping[str, int]], path: Path, *, title: str
-) -> Path:
+def census_figure(counts: Mapping[str, Mapping[str, int]], path: Path, *, title: str) -> Path:
     """Stacked bars of final classes per particle type (SPEC §7 census)."""
     figure, axes = plt.subplots(figsize=(6, 4))
     types = list(counts)
@@ -25,8 +23,9 @@ def census_figure(
     for status in Status:
         values = np.array([counts[t].get(status.name, 0) for t in types], dtype=float)
         if values.any():
-            axes.bar(types, values, bottom=bottom, label=status.name,
-                     color=STATUS_COLOURS[status.name])
+            axes.bar(
+                types, values, bottom=bottom, label=status.name, color=STATUS_COLOURS[status.name]
+            )
             bottom += values
     axes.set_ylabel("particles")
     axes.set_title(title)
@@ -52,8 +51,14 @@ def box_figure(
     for index, (name, series) in enumerate(groups.items()):
         positions = np.arange(len(labels)) + (index - (len(groups) - 1) / 2) * width
         data = [np.asarray(values, dtype=float) for values in series]
-        boxes = axes.boxplot(data, positions=positions, widths=width * 0.9, patch_artist=True,
-                             manage_ticks=False, showfliers=True)
+        boxes = axes.boxplot(
+            data,
+            positions=positions,
+            widths=width * 0.9,
+            patch_artist=True,
+            manage_ticks=False,
+            showfliers=True,
+        )
         for box in boxes["boxes"]:
             box.set_facecolor(palette(index))
             box.set_alpha(0.6)

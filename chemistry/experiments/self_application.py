@@ -40,8 +40,6 @@ F32_NOTE = (
 )
 
 
-
-
 def census(context: Context) -> Outcome:
     """E2, Fig 2: 50 fresh particles per type, 100 self-applications each, then classified."""
     eps = context.option("eps", preset("keras2019").eps)

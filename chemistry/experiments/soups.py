@@ -3,12 +3,8 @@ intensity, a soup of noisy clones and the Keras learn-from soup.
 
 Every experiment builds ``chemistry.Soup`` objects from the rules in ``interactions``. Many small
 soups of one setting run as one population on ``Topology.disjoint_cliques`` and are told apart by
-``Topology.components``. Two things the soup does not offer are done here with public API only:
-
-* ``TrackedAttack`` subclasses ``interactions.Attack`` and keeps each victim's weights just before
-  and just after the rule (E11, E13);
-* ``_write_initial_weights`` puts given weights (noisy clones, E13) into a freshly built soup's
-  bank rows before the first epoch and rewrites its epoch-0 trajectory record.
+``Topology.components``. ``TrackedAttack`` subclasses ``interactions.Attack`` and keeps each
+victim's weights just before and just after the rule (E11, E13).
 """
 
 from __future__ import annotations
@@ -68,32 +64,6 @@ def _weights_at(soup: Soup, nodes: Tensor) -> Tensor:
     for bank, positions, rows in groups:
         out[positions.to(out.device)] = bank.read(rows)
     return out
-
-
-def _write_initial_weights(soup: Soup, weights: Tensor) -> Tensor:
-    """Give the soup's particles (nodes in ascending order) the rows of ``weights`` before epoch 1.
-
-    ``Soup`` has no initial-weights argument, so the freshly initialised rows are overwritten in
-    the banks and the epoch-0 trajectory record (taken at construction) is replaced. Returns the
-    particles' uids in node order.
-    """
-    if soup.epoch != 0:
-        raise ValueError("initial weights can only be written before the first epoch")
-    nodes = soup.occupied_nodes()
-    if weights.shape[0] != nodes.numel():
-        raise ValueError(f"{weights.shape[0]} weight rows for {nodes.numel()} particles")
-    for bank, positions, rows in soup.groups(nodes):
-        bank.write(rows, weights[positions.to(weights.device)])
-        name = soup.architecture_names[bank.architecture]
-        in_use = bank.rows_in_use()
-        soup.trajectories.replace(
-            name,
-            np.zeros(in_use.numel(), dtype=np.int64),
-            bank.uids[in_use].cpu().numpy(),
-            bank.weights[in_use].detach().double().cpu().numpy(),
-        )
-    soup.classify()
-    return soup.uids_at(nodes).clone()
 
 
 def _status_by_component(soup: Soup) -> Tensor:
@@ -607,14 +577,13 @@ def clone_soup(context: Context) -> Outcome:
         )
         soup = Soup(
             [attack, SelfTrain(steps, lr=lr, mode=mode)],
-            population=start_weights.shape[0],
-            architecture=arch,
+            population={arch: start_weights},
             rng=_soup_seed(context, 20 + index),
             dtype=context.dtype,
             eps=eps,
             schedule=context.option("schedule", "synchronous"),
         )
-        uids = _write_initial_weights(soup, start_weights)
+        uids = soup.uids_at(soup.occupied_nodes())  # particles sit on nodes in weight order
         family_of = dict(zip(uids.tolist(), family.tolist(), strict=True))
         same = family[:, None] == family[None, :]
         upper = torch.triu(torch.ones_like(same), diagonal=1)

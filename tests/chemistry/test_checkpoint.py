@@ -126,7 +126,9 @@ def test_a_pickled_object_in_a_checkpoint_is_refused(tmp_path):
 
     directory = tmp_path / "checkpoints"
     directory.mkdir()
-    (directory / "epoch-000001.pt").write_bytes(pickle.dumps({"tensors": {}, "meta": Payload()}, protocol=2))
+    (directory / "epoch-000001.pt").write_bytes(
+        pickle.dumps({"tensors": {}, "meta": Payload()}, protocol=2)
+    )
     digest = hashlib.sha256((directory / "epoch-000001.pt").read_bytes()).hexdigest()
     (directory / "index.json").write_text(
         json.dumps({"checkpoints": [{"epoch": 1, "file": "epoch-000001.pt", "sha256": digest}]})

@@ -11,7 +11,7 @@ import torch
 
 from chemistry import Soup
 from chemistry.experiments.command import reproduce
-from chemistry.experiments.soups import TrackedAttack, _weights_at, _write_initial_weights
+from chemistry.experiments.soups import TrackedAttack, _weights_at
 from interactions import SelfTrain
 from particles import Weightwise
 
@@ -133,10 +133,10 @@ def test_e13_options_fidelity_and_parents(tmp_path: Path) -> None:
 def test_initial_weights_and_tracked_attack() -> None:
     arch = Weightwise()
     attack = TrackedAttack(1.0)
-    soup = Soup([attack, SelfTrain(0)], population=6, architecture=arch, rng=3)
-    wanted = arch.init(6, generator=torch.Generator().manual_seed(5)).double().float()
-    uids = _write_initial_weights(soup, wanted)
+    wanted = arch.init(6, generator=torch.Generator().manual_seed(5))
+    soup = Soup([attack, SelfTrain(0)], population={arch: wanted}, rng=3)
     nodes = soup.occupied_nodes()
+    uids = soup.uids_at(nodes)
     assert torch.equal(_weights_at(soup, nodes), wanted)
     epochs, recorded_uids, weights = soup.trajectories.arrays("ww")
     assert (epochs == 0).all() and sorted(recorded_uids.tolist()) == sorted(uids.tolist())

@@ -447,3 +447,18 @@ def test_a_custom_rule_plugs_into_the_soup_and_the_genealogy():
     sequential = make_soup([Swap()], population=4, schedule="sequential")
     sequential.step()  # called with participants, one particle at a time
     assert len(by_kind(sequential.last_events, EventKind.ATTACK)) == 4
+
+
+def test_population_weights_start_the_soup_from_given_particles():
+    """A weight tensor in place of a count puts exactly those particles into the soup."""
+    arch = Weightwise()
+    given = arch.init(5, generator=torch.Generator().manual_seed(11))
+    soup = Soup([SelfTrain(0)], population={arch: given, Aggregating(): 2}, rng=0)
+    nodes = soup.occupied_nodes()[:5]
+    bank, _, rows = soup.groups(nodes)[0]
+    assert bank.architecture == arch
+    assert torch.equal(bank.read(rows), given)
+    epochs, uids, weights = soup.trajectories.arrays("ww")
+    assert (epochs == 0).all() and torch.equal(torch.from_numpy(weights).float(), given)
+    with pytest.raises(ValueError, match=r"population weights .* shape \[5, 3\]"):
+        Soup([SelfTrain(0)], population={arch: given[:, :3]}, rng=0)

@@ -18,6 +18,7 @@ F64 = torch.float64
 TIGHT = {"rtol": 1e-10, "atol": 1e-12}
 MODES = ["full_batch", "per_sample"]
 
+
 def _cases(names, modes=MODES):
     params = []
     for name in names:
