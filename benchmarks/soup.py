@@ -41,7 +41,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-import chemistry.metrics  # noqa: E402
 import chemistry.soup  # noqa: E402
 import interactions.learn  # noqa: E402
 import interactions.self_train  # noqa: E402
@@ -93,8 +92,7 @@ def timed_kernel(timer: KernelTimer, bank_timer: KernelTimer | None = None):
     targets = [
         (interactions.self_train, "self_train"),
         (interactions.learn, "learn"),
-        (chemistry.soup, "classify"),
-        (chemistry.metrics, "fixpoint_error"),
+        (chemistry.soup, "classify_with_error"),
     ]
     classes = [architectures.Weightwise, architectures.Aggregating, architectures.Fourier]
     classes += [architectures.Recurrent, architectures.FeedForward]

@@ -1,4 +1,4 @@
-"""The ``chemistry`` command line: run, resume, plot, lineage and info.
+"""The ``chemistry`` command line: run, resume, sweep, plot, lineage and info.
 
 ``chemistry run [CONFIG.toml]`` runs a soup (the default soup without a config file), shows a
 progress bar with live class counts, and writes a run directory; ``chemistry resume RUN_DIR``
@@ -357,6 +357,75 @@ def resume_command(arguments: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
+# sweep
+
+
+def sweep_command(arguments: argparse.Namespace) -> int:
+    """Run every point of a sweep file not yet done, then write results.csv and summary.png.
+
+    Returns 0 when every point is ok, 1 when some failed (each named with its error).
+    """
+    from chemistry.sweep import SweepError, load_sweep, run_sweep
+
+    sweep = load_sweep(arguments.sweep)
+    if arguments.workers is not None and arguments.workers < 1:
+        raise SweepError(f"--workers {arguments.workers} is not allowed; it must be >= 1")
+    if arguments.address is not None and arguments.backend != "ray":
+        raise SweepError("--address names a Ray cluster; it needs --backend ray")
+    points = sweep.expand()
+    if arguments.dry_run:
+        print(
+            f"{len(points)} points ({len(sweep.combinations())} settings x {len(sweep.seeds)} "
+            "seeds):"
+        )
+        for point in points:
+            state = f"  INVALID: {point.error}" if point.error else ""
+            print(f"  points/{point.id}{state}")
+        return 0
+    out: Path = arguments.out or Path("sweeps") / arguments.sweep.stem
+    width = len(str(len(points)))
+
+    def progress(result: dict, finished: int, total: int) -> None:
+        if result["status"] == "ok":
+            line = f"ok      {result['id']} ({result['action']}, {result['seconds']:.1f} s)"
+        else:
+            line = f"FAILED  {result['id']}: {result['error']}"
+        print(f"sweep [{finished:{width}d}/{total}] {line}", file=sys.stderr, flush=True)
+
+    where = arguments.backend + (f" at {arguments.address}" if arguments.address else "")
+    print(f"sweep of {len(points)} points into {out} ({where})", file=sys.stderr)
+    try:
+        report = run_sweep(
+            sweep,
+            out,
+            backend=arguments.backend,
+            workers=arguments.workers,
+            address=arguments.address,
+            threads=arguments.threads,
+            progress=progress,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"\nchemistry sweep: interrupted; finished points are kept: run the same command "
+            f"again to continue (`chemistry sweep {arguments.sweep} --out {out}`)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    ok = len(report.results) - len(report.failed)
+    print(
+        f"{ok} of {len(report.results)} points ok ({report.count('ran')} ran, "
+        f"{report.count('resumed')} resumed, {report.count('skipped')} done before), "
+        f"{len(report.failed)} failed"
+    )
+    for result in report.failed:
+        print(f"  failed: points/{result['id']}: {result['error']}")
+    print(f"results: {report.results_path}")
+    if report.summary_path is not None:
+        print(f"summary: {report.summary_path}")
+    return 1 if report.failed else 0
+
+
+# ----------------------------------------------------------------------------------------------
 # plot, lineage, info
 
 
@@ -523,6 +592,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="particle id (default: the root of the most successful lineage)",
     )
     lineage.set_defaults(handler=lineage_command)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="run a parameter sweep: many runs of one base configuration",
+        description="Run every point (a base configuration with overrides, and a seed) of a "
+        "sweep file as a normal run directory under OUT/points/, then write OUT/results.csv and "
+        "OUT/summary.png. Run it again to continue a sweep that stopped: finished points are "
+        "not run again, interrupted ones continue from their checkpoints. Exit code 1 when some "
+        "points failed (each is named with its error; the others still run).",
+    )
+    sweep.add_argument("sweep", type=Path, metavar="SWEEP.toml", help="the sweep file")
+    sweep.add_argument(
+        "--out", type=Path, metavar="DIR", help="sweep directory (default: sweeps/<sweep name>)"
+    )
+    sweep.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool on this machine (default); ray: Ray tasks",
+    )
+    sweep.add_argument(
+        "--address",
+        metavar="ADDRESS",
+        help="Ray cluster to use: auto, HOST:PORT or ray://HOST:PORT (default: start a local "
+        "Ray instance); only with --backend ray",
+    )
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="points run at once: processes of the pool or CPUs of a local Ray instance "
+        f"(default: the machine's cores, {os.cpu_count()})",
+    )
+    sweep.add_argument(
+        "--dry-run", action="store_true", help="check the sweep file, list its points and stop"
+    )
+    sweep.set_defaults(handler=sweep_command)
 
     add_reproduce_parser(commands)
 

@@ -141,12 +141,37 @@ def plot_lineage(
                 width=0.8,
                 connectionstyle="arc3,rad=0.15",
             )
-    colours = [STATUS_COLOURS.get(graph.nodes[n].get("status", ""), "#cccccc") for n in graph.nodes]
-    nx.draw_networkx_nodes(graph, positions, node_color=colours, node_size=30, ax=axes)
-    handles = [plt.Line2D([], [], color=c, label=k) for k, c in EDGE_COLOURS.items()] + [
-        plt.Line2D([], [], marker="o", linestyle="", color=c, label=s)
-        for s, c in STATUS_COLOURS.items()
-    ]
+    for dead in (False, True):  # the dead are drawn hollow, in the colour of their last class
+        nodes = [n for n in graph.nodes if ("death" in graph.nodes[n]) == dead]
+        colours = [STATUS_COLOURS.get(graph.nodes[n].get("status", ""), "#cccccc") for n in nodes]
+        nx.draw_networkx_nodes(
+            graph,
+            positions,
+            nodelist=nodes,
+            node_size=30,
+            ax=axes,
+            linewidths=1.2,
+            node_color="white" if dead else colours,
+            edgecolors=colours,
+        )
+    handles = (
+        [plt.Line2D([], [], color=c, label=k) for k, c in EDGE_COLOURS.items()]
+        + [
+            plt.Line2D([], [], marker="o", linestyle="", color=c, label=s)
+            for s, c in STATUS_COLOURS.items()
+        ]
+        + [
+            plt.Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                color="grey",
+                markerfacecolor="white",
+                label="dead (last class)",
+            )
+        ]
+    )
     axes.legend(handles=handles, fontsize=7, loc="upper left", ncol=2)
     axes.set_xlabel("birth epoch")
     axes.set_ylabel("topology node")

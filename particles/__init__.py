@@ -28,6 +28,16 @@ from particles.classification import (
 )
 from particles.measures import add_noise, distance
 from particles.presets import PRESETS, Preset, preset
+from particles.quine import Quine
+from particles.quine_training import (
+    QUINE_OPTIMIZERS,
+    QuineRun,
+    TaskData,
+    load_task,
+    regenerate_quine,
+    schedule,
+    train_quine,
+)
 from particles.training import MODES, TrainResult, gradient, learn, loss, self_train, train
 
 __all__ = [
@@ -35,14 +45,18 @@ __all__ = [
     "ARCHITECTURES",
     "MODES",
     "PRESETS",
+    "QUINE_OPTIMIZERS",
     "Aggregating",
     "Architecture",
     "FeedForward",
     "Fourier",
     "Particle",
     "Preset",
+    "Quine",
+    "QuineRun",
     "Recurrent",
     "Status",
+    "TaskData",
     "TrainResult",
     "WeightBank",
     "Weightwise",
@@ -54,11 +68,15 @@ __all__ = [
     "fixpoint_error",
     "gradient",
     "learn",
+    "load_task",
     "loss",
     "position_features",
     "preset",
+    "regenerate_quine",
+    "schedule",
     "self_apply",
     "self_prediction_loss",
     "self_train",
     "train",
+    "train_quine",
 ]

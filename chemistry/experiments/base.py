@@ -125,6 +125,15 @@ def _spread(values: list[float]) -> str:
     return f"{mean:.4g} ± {spread:.2g} (min {min(finite):.4g}, max {max(finite):.4g})"
 
 
+def seed_verdict(held: Sequence[bool], *, short: bool = False) -> str:
+    """ "yes" or "no" when all seeds agree, else how many of them showed the claim."""
+    if all(held):
+        return "yes"
+    if not any(held):
+        return "no"
+    return f"{sum(held)}/{len(held)}" if short else f"in {sum(held)} of {len(held)} seeds"
+
+
 def report_section(
     experiment: Experiment, outcomes: list[Outcome], scale: str, seconds: float
 ) -> str:
@@ -141,8 +150,7 @@ def report_section(
     ]
     for index, claim in enumerate(outcomes[0].claims):
         verdicts = [outcome.claims[index].holds for outcome in outcomes]
-        held = sum(verdicts)
-        verdict = "yes" if held == seeds else "no" if held == 0 else f"in {held} of {seeds} seeds"
+        verdict = seed_verdict(verdicts)
         measured = claim.measured if seeds == 1 else f"seed 0: {claim.measured}"
         lines.append(f"| {claim.key} | {claim.text} | {measured} | {verdict} |")
     if seeds > 1 and outcomes[0].metrics:

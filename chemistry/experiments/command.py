@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from chemistry.experiments import EXPERIMENTS
-from chemistry.experiments.base import SCALES, report_section, run_experiment
+from chemistry.experiments.base import SCALES, report_section, run_experiment, seed_verdict
 from chemistry.storage import write_text_atomically
 
 REPORT_TITLE = (
@@ -72,7 +72,10 @@ def reproduce(
             experiment, scale=scale, seeds=seeds, out=out, device=device, options=options
         )
         update_report(report, experiment.key, report_section(experiment, outcomes, scale, seconds))
-        verdicts = " ".join(f"{c.key}:{'yes' if c.holds else 'no'}" for c in outcomes[0].claims)
+        verdicts = " ".join(
+            f"{claim.key}:{seed_verdict([o.claims[i].holds for o in outcomes], short=True)}"
+            for i, claim in enumerate(outcomes[0].claims)
+        )
         print(f" {seconds:7.1f} s  {verdicts}", file=stream, flush=True)
     print(f"total {time.perf_counter() - started:.1f} s; report: {report}", file=stream)
     return report

@@ -1,0 +1,392 @@
+"""Training of Neural Network Quines (SPEC D22, D23): optimisation epochs, regeneration, schedules.
+
+An epoch visits every coordinate once in a random order, in minibatches of 10, with the targets
+θ̄ frozen to a copy of θ at the start of the epoch; each minibatch takes one optimiser step on its
+partial sum of squared errors. The quines of a batch share the coordinate order (and, for the
+auxiliary quine, the images drawn for each example), so a row trained in a batch sees the same
+data as the same quine trained alone with the same generator.
+
+Batching: the optimisers are ``torch.optim`` optimisers on one ``[B, r]`` parameter, and the batch
+minimises Σ_b L_b, the sum of the per-quine losses, so row b receives exactly ∂L_b/∂θ_b. SGD,
+Adagrad, RMSprop, Adam and Adamax update every parameter element from that element's own
+gradient history only (they are elementwise), so rows stay independent: one row of a batch is the
+same quine trained alone (up to floating-point reassociation; the tests check this).
+
+The auxiliary quine minimises α·L_SR + λ·L_task per row, L_task the cross-entropy (logits / τ)
+summed over the minibatch; α = 1 for the auxiliary quine and α = 0 for the classification-only
+baseline, and λ may differ per row, so a whole λ sweep and its baseline run as one batch.
+
+Task data (SPEC D23): ``digits()`` loads the 8×8 digits shipped inside scikit-learn (optional
+extra ``quine``; no download); ``mnist_npz(path)`` reads a local ``.npz`` file holding either
+``x_train, y_train, x_test, y_test`` or ``x, y`` (split 80/20 here), images of any shape
+[n, ...] (flattened), uint8 in 0..255 (divided by 255) or floats in [0, 1], integer labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from particles.quine import Quine
+from particles.validation import check_choice, check_count, check_positive, check_weights
+
+Tensor = torch.Tensor
+
+QUINE_OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adamax", "hill_climb")
+# torch's defaults, except SGD whose torch default (1e-3) is written out here as 0.01 (Keras).
+DEFAULT_LRS = {"sgd": 0.01, "adagrad": 0.01, "rmsprop": 0.01, "adam": 0.001, "adamax": 0.002}
+DEFAULT_SIGMA = 1e-3
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A classification task for the auxiliary quine: flattened images in [0, 1] and labels."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    name: str = "task"
+
+    @property
+    def inputs(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def classes(self) -> int:
+        return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+    def to(self, device=None, dtype: torch.dtype = torch.float32) -> TaskData:
+        return TaskData(
+            self.x_train.to(device=device, dtype=dtype),
+            self.y_train.to(device=device),
+            self.x_test.to(device=device, dtype=dtype),
+            self.y_test.to(device=device),
+            self.name,
+        )
+
+
+def stratified_split(
+    x: Tensor, y: Tensor, *, test_fraction: float = 0.2, seed: int = 0, name: str = "task"
+) -> TaskData:
+    """Split (x [n, d], y [n]) per class into train and test (``test_fraction`` of each class)."""
+    generator = torch.Generator().manual_seed(seed)
+    train, test = [], []
+    for label in torch.unique(y):
+        members = torch.nonzero(y == label).flatten()
+        members = members[torch.randperm(members.numel(), generator=generator)]
+        cut = round(members.numel() * test_fraction)
+        test.append(members[:cut])
+        train.append(members[cut:])
+    train_index = torch.cat(train)
+    test_index = torch.cat(test)
+    train_index = train_index[torch.randperm(train_index.numel(), generator=generator)]
+    test_index, _ = test_index.sort()
+    return TaskData(x[train_index], y[train_index], x[test_index], y[test_index], name)
+
+
+def digits(*, seed: int = 0) -> TaskData:
+    """The 8×8 handwritten digits of scikit-learn (1797 images, d = 64), pixels scaled to [0, 1].
+
+    Stratified 80/20 split with a fixed seed. Needs scikit-learn (``pip install .[quine]``).
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "the digits task needs scikit-learn: pip install 'self-replicating-chemistry[quine]'"
+        ) from error
+    data = load_digits()
+    x = torch.as_tensor(data.data, dtype=torch.float32) / 16.0
+    y = torch.as_tensor(data.target, dtype=torch.long)
+    return stratified_split(x, y, seed=seed, name="digits")
+
+
+def _images(array, key: str, path: Path) -> Tensor:
+    values = torch.as_tensor(array)
+    if values.dim() < 2:
+        raise ValueError(f"{path}: {key} has shape {list(values.shape)}; expected [n, ...]")
+    values = values.reshape(values.shape[0], -1)
+    if values.dtype == torch.uint8:
+        return values.float() / 255.0
+    values = values.float()
+    if values.numel() and (float(values.min()) < 0 or float(values.max()) > 1):
+        raise ValueError(
+            f"{path}: {key} holds values in [{float(values.min())}, {float(values.max())}]; "
+            "store uint8 pixels (0..255) or floats in [0, 1]"
+        )
+    return values
+
+
+def mnist_npz(path: str | Path, *, seed: int = 0) -> TaskData:
+    """A task read from a local ``.npz`` (e.g. MNIST): see the module docstring for the format."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"task file {str(path)!r} does not exist")
+    with np.load(path) as archive:
+        keys = set(archive.files)
+        if {"x_train", "y_train", "x_test", "y_test"} <= keys:
+            x_train, x_test = (_images(archive[k], k, path) for k in ("x_train", "x_test"))
+            y_train, y_test = (
+                torch.as_tensor(archive[k]).long().flatten() for k in ("y_train", "y_test")
+            )
+            if x_train.shape[1] != x_test.shape[1]:
+                raise ValueError(f"{path}: x_train and x_test have different image sizes")
+            return TaskData(x_train, y_train, x_test, y_test, path.stem)
+        if {"x", "y"} <= keys:
+            x = _images(archive["x"], "x", path)
+            y = torch.as_tensor(archive["y"]).long().flatten()
+            if y.numel() != x.shape[0]:
+                raise ValueError(f"{path}: {x.shape[0]} images but {y.numel()} labels")
+            return stratified_split(x, y, seed=seed, name=path.stem)
+    raise ValueError(
+        f"{path}: holds arrays {sorted(keys)}; expected x_train, y_train, x_test, y_test or x, y"
+    )
+
+
+def load_task(source: str | Path = "digits", *, seed: int = 0) -> TaskData:
+    """``"digits"`` (scikit-learn's 8×8 digits) or the path of a local ``.npz`` task file."""
+    return digits(seed=seed) if str(source) == "digits" else mnist_npz(source, seed=seed)
+
+
+@dataclass
+class QuineRun:
+    """Outcome of a quine training call.
+
+    Attributes:
+        weights: final weights [B, r] (a new tensor; the input is never modified).
+        history: one record per epoch and per regeneration: {"step": epochs done so far,
+            "event": "start" | "epoch" | "regenerate", plus every ``Quine.metrics`` value ([B])
+            and, for an auxiliary quine, "accuracy" [B] on the test images}.
+    """
+
+    weights: Tensor
+    history: list[dict] = field(default_factory=list)
+
+    def series(self, key: str) -> Tensor:
+        """One metric over the history: [len(history), B]."""
+        return torch.stack([torch.as_tensor(record[key]).double() for record in self.history])
+
+
+def accuracy(quine: Quine, w: Tensor, task: TaskData) -> Tensor:
+    """Test accuracy of each auxiliary quine: [B] (image j read with coordinate j mod N_θ)."""
+    with torch.no_grad():
+        logits = quine.classify(w, task.x_test.to(device=w.device, dtype=w.dtype))
+        return (logits.argmax(dim=-1) == task.y_test.to(w.device)).double().mean(dim=1)
+
+
+def evaluation_images(quine: Quine, task: TaskData, device=None, dtype=torch.float32) -> Tensor:
+    """The images paired with every coordinate when an auxiliary quine is measured or regenerated.
+
+    Coordinate c reads training image c mod n_train: fixed, so metrics are deterministic.
+    """
+    index = torch.arange(quine.num_weights) % task.x_train.shape[0]
+    return task.x_train[index].to(device=device, dtype=dtype)
+
+
+def _record(quine, w, step, event, task, images) -> dict:
+    record = {"step": step, "event": event, **quine.metrics(w, images)}
+    if task is not None:
+        record["accuracy"] = accuracy(quine, w, task)
+    return record
+
+
+def _make_optimizer(name: str, parameter: Tensor, lr: float | None):
+    lr = DEFAULT_LRS[name] if lr is None else lr
+    classes = {
+        "sgd": torch.optim.SGD,
+        "adagrad": torch.optim.Adagrad,
+        "rmsprop": torch.optim.RMSprop,
+        "adam": torch.optim.Adam,
+        "adamax": torch.optim.Adamax,
+    }
+    return classes[name]([parameter], lr=lr)
+
+
+def _per_row(name: str, value, batch: int, like: Tensor) -> Tensor:
+    values = torch.as_tensor(value, dtype=like.dtype, device=like.device).flatten()
+    if values.numel() == 1:
+        values = values.expand(batch)
+    if values.numel() != batch or not torch.isfinite(values).all() or (values < 0).any():
+        raise ValueError(
+            f"{name}={value!r} is not allowed; give one finite value >= 0 or one per quine "
+            f"({batch})"
+        )
+    return values
+
+
+def train_quine(
+    quine: Quine,
+    w: Tensor,
+    *,
+    epochs: int,
+    optimizer: str = "adam",
+    lr: float | None = None,
+    batch_size: int = 10,
+    sigma: float = DEFAULT_SIGMA,
+    generator: torch.Generator | None = None,
+    task: TaskData | None = None,
+    lam: float | Sequence[float] | Tensor = 0.01,
+    replication: float | Sequence[float] | Tensor = 1.0,
+    temperature: float = 1.0,
+    record: bool = True,
+    on_epoch: Callable[[int, Tensor], None] | None = None,
+    _step0: int = 0,
+) -> QuineRun:
+    """Optimisation epochs on the replication loss (SPEC D22), or L_SR + λ·L_task (D23).
+
+    Args:
+        quine: the architecture.
+        w: weights [B, num_weights] (not modified).
+        epochs: number of epochs (each visits all N_θ coordinates once).
+        optimizer: one of ``QUINE_OPTIMIZERS``; "hill_climb" is gradient-free: per minibatch
+            add N(0, σ²) noise to all weights of each quine and keep it where that minibatch's
+            loss against θ̄ falls.
+        lr: learning rate; None = ``DEFAULT_LRS[optimizer]``.
+        batch_size: coordinates per minibatch (10 in the paper).
+        sigma: hill-climbing noise scale.
+        generator: source of the coordinate orders, images and noise.
+        task: the classification task of an auxiliary quine (required iff ``quine.auxiliary``).
+        lam: λ, one value or one per quine (auxiliary quine).
+        replication: α, the weight of L_SR, one value or one per quine; 0 gives the
+            classification-only baseline (auxiliary quine).
+        temperature: τ > 0; the logits are divided by τ.
+        record: compute the metrics after every epoch into the history.
+        on_epoch: called as ``on_epoch(epoch, weights)`` after each epoch.
+
+    Returns:
+        a ``QuineRun``; its history starts with the metrics of ``w``.
+    """
+    check_weights("w", w, quine.num_weights)
+    check_count("epochs", epochs, 0)
+    check_count("batch_size", batch_size, 1)
+    check_choice("optimizer", optimizer, QUINE_OPTIMIZERS)
+    check_positive("temperature", temperature)
+    if lr is not None:
+        check_positive("lr", lr)
+    if optimizer == "hill_climb":
+        check_positive("sigma", sigma)
+    if quine.auxiliary and task is None:
+        raise ValueError("task is required to train an auxiliary quine (see load_task)")
+    if task is not None and not quine.auxiliary:
+        raise ValueError("task is only accepted by an auxiliary quine (inputs > 0, classes > 0)")
+    if task is not None and task.inputs != quine.inputs:
+        raise ValueError(f"task has {task.inputs} inputs but the quine expects {quine.inputs}")
+    batch, n = w.shape[0], quine.num_weights
+    device, dtype = w.device, w.dtype
+    lam_rows = _per_row("lam", lam, batch, w) if task is not None else None
+    alpha = _per_row("replication", replication, batch, w)
+    if task is not None:
+        task = task.to(device, dtype)
+    images_eval = evaluation_images(quine, task, device, dtype) if task is not None else None
+    history = [_record(quine, w, _step0, "start", task, images_eval)] if record else []
+
+    theta = w.detach().clone().requires_grad_(optimizer != "hill_climb")
+    opt = None if optimizer == "hill_climb" else _make_optimizer(optimizer, theta, lr)
+
+    def minibatch_loss(weights: Tensor, targets: Tensor, coordinates, images, labels) -> Tensor:
+        prediction, logits = quine._forward(weights, coordinates, images)
+        loss = alpha * (prediction - targets[:, coordinates]).square().sum(dim=1)
+        if logits is not None:
+            cross = torch.nn.functional.cross_entropy(
+                (logits / temperature).flatten(0, 1),
+                labels.expand(batch, -1).flatten(),
+                reduction="none",
+            )
+            loss = loss + lam_rows * cross.view(batch, -1).sum(dim=1)
+        return loss  # [B]
+
+    for epoch in range(epochs):
+        targets = theta.detach().clone()  # θ̄, frozen for the epoch
+        order = torch.randperm(n, generator=generator).to(device)
+        picks = (
+            torch.randint(task.x_train.shape[0], (n,), generator=generator).to(device)
+            if task is not None
+            else None
+        )
+        for start in range(0, n, batch_size):
+            coordinates = order[start : start + batch_size]
+            images = labels = None
+            if picks is not None:
+                chosen = picks[start : start + batch_size]
+                images, labels = task.x_train[chosen], task.y_train[chosen]
+            if opt is None:
+                with torch.no_grad():
+                    before = minibatch_loss(theta, targets, coordinates, images, labels)
+                    noise = torch.randn(theta.shape, generator=generator, dtype=dtype).to(device)
+                    trial = theta + sigma * noise
+                    after = minibatch_loss(trial, targets, coordinates, images, labels)
+                    keep = (after < before).unsqueeze(1)
+                    theta.copy_(torch.where(keep, trial, theta))
+            else:
+                opt.zero_grad(set_to_none=True)
+                minibatch_loss(theta, targets, coordinates, images, labels).sum().backward()
+                opt.step()
+        result = theta.detach()
+        if record:
+            history.append(_record(quine, result, _step0 + epoch + 1, "epoch", task, images_eval))
+        if on_epoch is not None:
+            on_epoch(epoch, result)
+    return QuineRun(theta.detach().clone(), history)
+
+
+def regenerate_quine(quine: Quine, w: Tensor, task: TaskData | None = None) -> Tensor:
+    """Regeneration R of every quine (auxiliary quines read the evaluation images)."""
+    images = None
+    if task is not None:
+        images = evaluation_images(quine, task, w.device, w.dtype)
+    return quine.regenerate(w, images)
+
+
+def schedule(
+    quine: Quine,
+    w: Tensor,
+    *,
+    generations: int,
+    epochs_per_generation: int,
+    **training,
+) -> QuineRun:
+    """G generations of T optimisation epochs followed by one regeneration (SPEC D22).
+
+    ``epochs_per_generation = 0`` is pure regeneration. Each generation starts a fresh optimiser
+    (regeneration makes a new network). ``training`` goes to ``train_quine``. The history holds
+    a record after every epoch and after every regeneration (``step`` counts epochs).
+    """
+    check_count("generations", generations, 0)
+    check_count("epochs_per_generation", epochs_per_generation, 0)
+    check_weights("w", w, quine.num_weights)
+    task = training.get("task")
+    images = evaluation_images(quine, task, w.device, w.dtype) if task is not None else None
+    history = [_record(quine, w, 0, "start", task, images)]
+    step = 0
+    for _ in range(generations):
+        if epochs_per_generation:
+            run = train_quine(quine, w, epochs=epochs_per_generation, _step0=step, **training)
+            w = run.weights
+            history += run.history[1:]
+            step += epochs_per_generation
+        w = regenerate_quine(quine, w, task)
+        history.append(_record(quine, w, step, "regenerate", task, images))
+    return QuineRun(w.clone(), history)
+
+
+__all__ = [
+    "DEFAULT_LRS",
+    "QUINE_OPTIMIZERS",
+    "QuineRun",
+    "TaskData",
+    "accuracy",
+    "digits",
+    "evaluation_images",
+    "load_task",
+    "mnist_npz",
+    "regenerate_quine",
+    "schedule",
+    "stratified_split",
+    "train_quine",
+]
