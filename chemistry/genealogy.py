@@ -38,14 +38,14 @@ import bisect
 import json
 import numbers
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
+from chemistry.storage import write_atomically
 from interactions.events import HORIZONTAL, VERTICAL, Event, EventBatch, EventKind
 
 __all__ = ["Genealogy", "EDGE_KINDS", "INHERITANCE"]
@@ -153,21 +153,19 @@ def _parse_kinds(kinds: Iterable[EventKind | str] | EventKind | str | None) -> f
     return frozenset(parsed)
 
 
-def _write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(temporary_path)`` then move the file onto ``path`` in one step."""
-    target = Path(path)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.", suffix=".tmp"
-    )
-    os.close(descriptor)
-    try:
-        write(temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return target
+def _canonical(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """The same graph with nodes in uid order and every attribute dict sorted by key.
+
+    Exports go through it so that equal graphs give equal files, whatever the order in which
+    attributes arrived (e.g. a run resumed from a checkpoint and the same run left alone).
+    """
+    canonical = nx.MultiDiGraph()
+    canonical.graph.update(sorted(graph.graph.items()))
+    for node in sorted(graph.nodes):
+        canonical.add_node(node, **dict(sorted(graph.nodes[node].items())))
+    for source, target, key, data in graph.edges(keys=True, data=True):
+        canonical.add_edge(source, target, key=key, **dict(sorted(data.items())))
+    return canonical
 
 
 class _EventLog(Sequence[Event]):
@@ -650,8 +648,8 @@ class Genealogy:
         Returns:
             The path written.
         """
-        graph = self.graph
-        return _write_atomically(path, lambda temporary: nx.write_graphml(graph, temporary))
+        graph = _canonical(self.graph)
+        return write_atomically(path, lambda temporary: nx.write_graphml(graph, temporary))
 
     def to_node_link_json(self, path: str | os.PathLike) -> Path:
         """Write the graph as node-link JSON (``networkx.node_link_data``), atomically.
@@ -662,13 +660,13 @@ class Genealogy:
         Returns:
             The path written.
         """
-        data = nx.node_link_data(self.graph, edges="edges")
+        data = nx.node_link_data(_canonical(self.graph), edges="edges")
 
         def write(temporary: str) -> None:
             with open(temporary, "w", encoding="utf-8") as file:
                 json.dump(data, file)
 
-        return _write_atomically(path, write)
+        return write_atomically(path, write)
 
     @classmethod
     def from_graphml(cls, path: str | os.PathLike) -> Genealogy:

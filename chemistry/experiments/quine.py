@@ -71,7 +71,7 @@ def _history_rows(method: str, run: QuineRun, row: int = 0, **extra) -> list[dic
 
 
 def _curves_figure(curves: dict[str, tuple[list, list, list]], path: Path, *, title: str) -> Path:
-    """Two panels, L_SR and ρ (log scales) against epochs, one line per method."""
+    """Two panels, L_SR and ρ (log scales) against updates (epochs and regenerations)."""
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for name, (steps, loss, rho) in curves.items():
         left.plot(steps, [max(v, 1e-30) for v in loss], marker="o", markersize=2, label=name)
@@ -79,7 +79,7 @@ def _curves_figure(curves: dict[str, tuple[list, list, list]], path: Path, *, ti
     right.axhline(1.0, color="grey", linestyle="--", linewidth=0.8)
     for axes, label in ((left, "replication loss L_SR (sum)"), (right, "ρ = L_SR / Σθ²")):
         axes.set_yscale("log")
-        axes.set_xlabel("epochs")
+        axes.set_xlabel("updates (optimisation epochs and regenerations)")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
     right.text(0.01, 0.02, "ρ = 1: output 0 everywhere", transform=right.transAxes, fontsize=7)
@@ -89,7 +89,7 @@ def _curves_figure(curves: dict[str, tuple[list, list, list]], path: Path, *, ti
 
 
 def _curves(run: QuineRun, row: int = 0) -> tuple[list, list, list]:
-    steps = [record["step"] for record in run.history]
+    steps = list(range(len(run.history)))  # updates: optimisation epochs and regenerations
     return steps, run.series("loss")[:, row].tolist(), run.series("rho")[:, row].tolist()
 
 
@@ -252,8 +252,9 @@ def _accuracy_figure(points, baseline: float, path: Path, *, title: str) -> Path
     for lam, x, y in zip((p[0] for p in points), rho, accuracy, strict=True):
         axes.annotate(f"λ={lam:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     axes.axhline(100 * baseline, color="grey", linestyle="--", label="classification only")
-    axes.axvline(1.0, color="grey", linestyle=":", linewidth=0.8)
-    axes.set_xscale("log")
+    axes.axvline(1.0, color="grey", linestyle=":", linewidth=0.8, label="ρ = 1 (zero output)")
+    low = min([*accuracy, 100 * baseline])
+    axes.set_ylim(low - 2, min(100.5, max([*accuracy, 100 * baseline]) + 2))
     axes.set_xlabel("ρ = L_SR / Σθ² (lower: better replication)")
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(title)

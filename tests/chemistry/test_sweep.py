@@ -297,7 +297,7 @@ BAD_SWEEPS = [
     (SWEEP.replace('parameter = "rules.self_train.steps"', 'parameter = "epochs"'), ["epochs"]),
     (SWEEP + 'reduce = "median"\n', ['reduce = "median"', '"final"']),
     (SWEEP.replace("[base.record]", "[base.recrod]"), ["[base]", "'recrod'", "'record'"]),
-    (SWEEP.replace("[[base.population]]", "base = 3\n[[base.population]]"), ["must be a table"]),
+    ("base = 3\n", ["base = 3 is an integer", "file name", "[base] table"]),
     ('base = "missing.toml"\n', ["missing.toml", "does not exist"]),
     ("[[grid]]\n", ["grid", "must be a [grid] table"]),
     ("seeds = 1\n[points]\nepochs = 2\n", ["[[points]]"]),

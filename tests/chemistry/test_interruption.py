@@ -1,0 +1,94 @@
+"""A run killed mid-way (SIGKILL or SIGINT) and resumed ends bit for bit like one left alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+# Long enough to be interrupted after a few checkpoints (several seconds), short enough for CI.
+SOUP = [
+    "--epochs", "80", "--population", "20", "--self-train", "30", "--learn", "0.3",
+    "--seed", "5", "--checkpoint-every", "3",
+]  # fmt: skip
+RESULT_FILES = [
+    "config.toml",
+    "metrics.csv",
+    "trajectories.npz",
+    "genealogy.json",
+    "genealogy.graphml",
+]
+
+
+def chemistry(*arguments: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "chemistry.cli", *arguments],
+        cwd=REPOSITORY,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+        **kwargs,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def latest_checkpoint(run: Path) -> int:
+    index = run / "checkpoints" / "index.json"
+    try:
+        entries = json.loads(index.read_text())["checkpoints"]
+    except (OSError, ValueError, KeyError):
+        return -1
+    return max((entry["epoch"] for entry in entries), default=-1)
+
+
+def interrupt_after_checkpoint(run: Path, how: signal.Signals, epoch: int) -> tuple[int, str]:
+    """Start the soup, wait for a checkpoint at ``epoch`` or later, then send ``how``."""
+    process = chemistry("run", "--out", str(run), *SOUP)
+    deadline = time.monotonic() + 120
+    while latest_checkpoint(run) < epoch:
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    process.send_signal(how)
+    code, _, err = finish(process)
+    return code, err
+
+
+@pytest.fixture(scope="module")
+def left_alone(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("alone") / "run"
+    code, _, err = finish(chemistry("run", "--out", str(run), *SOUP))
+    assert code == 0, err
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_killed_run_resumes_to_identical_results(how, left_alone, tmp_path):
+    run = tmp_path / "run"
+    code, err = interrupt_after_checkpoint(run, how, epoch=6)
+    if how == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+    else:
+        assert code == 130, err
+        assert "resume" in err and "Traceback" not in err
+    assert not (run / "manifest.json").exists(), "the interrupted run must not look complete"
+    stopped_at = latest_checkpoint(run)
+    assert 6 <= stopped_at < 80
+
+    code, out, err = finish(chemistry("resume", str(run)))
+    assert code == 0, err
+    for name in RESULT_FILES:
+        assert (run / name).read_bytes() == (left_alone / name).read_bytes(), name
