@@ -139,7 +139,7 @@ def bench_main(particles: int, epochs: int, seed: int) -> dict[str, float]:
         graph_wall, graph_cpu = time.perf_counter(), time.process_time()
         graph = soup.genealogy.graph
         graph_wall, graph_cpu = time.perf_counter() - graph_wall, time.process_time() - graph_cpu
-    rows = soup.datacollector.get_model_vars_dataframe()
+    rows = soup.datacollector.model_vars["epoch"]
     assert len(rows) == soup.epoch + 1, "data collection must run every epoch"
     return {
         "particles": particles,

@@ -100,8 +100,9 @@ def classify_with_error(
     error = architecture.fixpoint_gap(w, once)
     second_order = architecture.fixpoint_gap(w, twice) <= eps
     fixpoint = error <= eps
-    zero = w.abs().amax(dim=1) <= eps
-    is_divergent = ~torch.isfinite(w).all(dim=1)
+    size = w.abs().amax(dim=1)  # NaN or inf exactly when a weight is non-finite
+    zero = size <= eps
+    is_divergent = ~size.isfinite()
     if divergent is not None:
         is_divergent = is_divergent | divergent.to(w.device)
     # Write in reverse order of precedence so that the first matching class wins.
