@@ -182,7 +182,7 @@ def _read_index(directory: Path) -> list[dict[str, Any]]:
 
 
 def save_checkpoint(soup: Soup, run_directory: str | os.PathLike, config: dict[str, Any]) -> Path:
-    """Write a checkpoint of ``soup`` (and the run's ``config``) into ``run_directory/checkpoints``."""
+    """Write a checkpoint of ``soup`` with the run's ``config`` into ``checkpoints/``."""
     directory = Path(run_directory) / "checkpoints"
     tensors, meta = soup_state(soup)
     meta["config"] = config

@@ -387,7 +387,10 @@ class Soup(mesa.Model):
         """
         check_probability("chance", chance)
         check_choice("mode", mode, PAIR_MODES)
-        nodes = self.occupied_nodes() if participants is None else participants.flatten()
+        occupied = self.node_bank >= 0
+        nodes = (
+            torch.nonzero(occupied).flatten() if participants is None else participants.flatten()
+        )
         generator = self.index_generator
         if mode == "per_particle":
             actors = nodes[torch.rand(nodes.numel(), generator=generator) < chance]
@@ -397,7 +400,7 @@ class Soup(mesa.Model):
         else:
             actors = nodes[:0]
         partners = self.topology.sample_partners(
-            actors, self.node_bank >= 0, generator=generator, allow_self=allow_self
+            actors, occupied, generator=generator, allow_self=allow_self
         )
         keep = partners >= 0
         return actors[keep], partners[keep]

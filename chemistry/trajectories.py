@@ -1,4 +1,4 @@
-"""Weight trajectories of every particle, recorded every k epochs, and their joint PCA (SPEC D17)."""
+"""Weight trajectories of every particle, recorded every k epochs, and their PCA (SPEC D17)."""
 
 from __future__ import annotations
 

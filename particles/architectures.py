@@ -1,4 +1,4 @@
-"""Particle architectures: weight layout, initialisation, batched forward pass and the four reductions.
+"""Particle architectures: weight layout, initialisation, batched forward pass, the reductions.
 
 Every tensor carries a leading particle axis. A particle of an architecture is a row of a
 ``[batch, num_weights]`` tensor laid out as SPEC D1 (each weight matrix row-major, target neuron =
@@ -99,7 +99,7 @@ class Architecture(ABC):
 
     @abstractmethod
     def samples(self, target: Architecture, target_w: Tensor) -> tuple[Tensor, Tensor]:
-        """Training samples S(M) of targets: target_w [B, r_M] -> (x [B, S, n_in], y [B, S, n_out])."""
+        """Training samples S(M): target_w [B, r_M] -> (x [B, S, n_in], y [B, S, n_out])."""
 
     @abstractmethod
     def apply(
@@ -110,7 +110,7 @@ class Architecture(ABC):
         *,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Application N ◁ M row by row: w [B, r], target_w [B, r_M] -> new target weights [B, r_M]."""
+        """Application N ◁ M row by row: w [B, r], target_w [B, r_M] -> new target_w [B, r_M]."""
 
     def fixpoint_gap(self, w: Tensor, w_out: Tensor) -> Tensor:
         """max_i |w_out_i - w_i| per row, +inf where either is non-finite: [B] (SPEC D14)."""
@@ -142,7 +142,7 @@ class Architecture(ABC):
 
 @dataclass(frozen=True)
 class FeedForward(Architecture):
-    """A bias-free (by default) linear (by default) multilayer perceptron n_in → width^depth → n_out.
+    """A multilayer perceptron n_in → width^depth → n_out, linear and bias-free by default.
 
     Args:
         width: units per hidden layer.
@@ -180,7 +180,9 @@ class FeedForward(Architecture):
     @property
     def matrix_shapes(self) -> tuple[tuple[int, int], ...]:
         extra = 1 if self.bias else 0
-        return tuple((out, inp + extra) for inp, out in zip(self.widths, self.widths[1:]))
+        return tuple(
+            (out, inp + extra) for inp, out in zip(self.widths, self.widths[1:], strict=False)
+        )
 
     @property
     def is_linear_feedforward(self) -> bool:
@@ -193,7 +195,7 @@ class FeedForward(Architecture):
     def init(self, n, *, generator=None, device=None, dtype=torch.float32):
         check_count("n", n, 0)
         bounds = []
-        for inp, out in zip(self.widths, self.widths[1:]):
+        for inp, out in zip(self.widths, self.widths[1:], strict=False):
             if self.init_scheme == "torch":
                 bound = 1 / math.sqrt(inp)
                 bounds.append(torch.full((out, inp + self.bias), bound))
@@ -509,14 +511,14 @@ class Recurrent(Architecture):
     @property
     def matrix_shapes(self) -> tuple[tuple[int, int], ...]:
         shapes = []
-        for inp, out in zip(self.widths, self.widths[1:]):
+        for inp, out in zip(self.widths, self.widths[1:], strict=False):
             shapes += [(out, inp), (out, out)]
         return tuple(shapes)
 
     def init(self, n, *, generator=None, device=None, dtype=torch.float32):
         check_count("n", n, 0)
         parts = []
-        for inp, out in zip(self.widths, self.widths[1:]):
+        for inp, out in zip(self.widths, self.widths[1:], strict=False):
             if self.init_scheme == "torch":
                 bound = torch.full((out * inp + out * out,), 1 / math.sqrt(out))
                 parts.append(_uniform(n, bound.to(device=device, dtype=dtype), generator))
@@ -544,7 +546,7 @@ class Recurrent(Architecture):
         outputs = []
         for t in range(x.shape[1]):
             h = x[:, t, :]
-            for layer, (u, v) in enumerate(zip(inputs, recurrents)):
+            for layer, (u, v) in enumerate(zip(inputs, recurrents, strict=True)):
                 h = (u * h.unsqueeze(1)).sum(-1) + (v * state[layer].unsqueeze(1)).sum(-1)
                 h = _activate(self.activation, h)
                 state[layer] = h

@@ -29,7 +29,7 @@ def self_apply(
     times: int = 1,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Repeated self-application N_{t+1} = N_t ◁ N_t (the operator evolves too): [B, r] -> [B, r]."""
+    """Repeated self-application N_{t+1} = N_t ◁ N_t (the operator evolves): [B, r] -> [B, r]."""
     check_weights("w", w, architecture.num_weights)
     check_count("times", times, 0)
     for _ in range(times):
@@ -44,7 +44,7 @@ def _own_map(architecture: Architecture, w: Tensor, generator: torch.Generator |
 def fixpoint_error(
     architecture: Architecture, w: Tensor, *, generator: torch.Generator | None = None
 ) -> Tensor:
-    """Fixpoint quality q = max_i |(N◁N)_i − w_i| per particle, +inf if non-finite: [B, r] -> [B]."""
+    """Fixpoint quality q = max_i |(N◁N)_i − w_i|, +inf if non-finite: [B, r] -> [B]."""
     check_weights("w", w, architecture.num_weights)
     return architecture.fixpoint_gap(w, _own_map(architecture, w, generator))
 

@@ -1,4 +1,4 @@
-"""Argument checks that fail early with a message naming the argument, the value and what is allowed."""
+"""Argument checks that fail early, naming the argument, the value given and what is allowed."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from particles import Aggregating, Weightwise
 
 
 def build(config: dict) -> Soup:
-    """A soup exercising every kind of state: births, deaths, two banks, a ring, per-sample orders."""
+    """A soup with every kind of state: births, deaths, two banks, a ring, per-sample orders."""
     return Soup(
         [
             Attack(0.3),
