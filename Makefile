@@ -26,6 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/chemistry run --out runs/demo --overwrite
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest
 
 lint: $(STAMP)
