@@ -14,7 +14,6 @@ soup is first rebuilt from the run's configuration, then its state is replaced.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -27,7 +26,7 @@ from mesa.time import EventGenerator, Priority, Schedule
 
 from chemistry.genealogy import Genealogy
 from chemistry.soup import Soup
-from chemistry.storage import write_atomically, write_text_atomically
+from chemistry.storage import file_sha256, write_atomically, write_text_atomically
 from interactions.events import Event, EventKind
 from particles.agent import Particle
 
@@ -160,14 +159,6 @@ def _set_clock(soup: Soup, time: float) -> None:
     ).start()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_index(directory: Path) -> list[dict[str, Any]]:
     path = directory / INDEX_NAME
     if not path.exists():
@@ -199,7 +190,7 @@ def save_checkpoint(soup: Soup, run_directory: str | os.PathLike, config: dict[s
 
     path = write_atomically(directory / name, write)
     entries = [e for e in _read_index(directory) if e["file"] != name]
-    entries.append({"epoch": soup.epoch, "file": name, "sha256": _sha256(path)})
+    entries.append({"epoch": soup.epoch, "file": name, "sha256": file_sha256(path)})
     entries.sort(key=lambda e: e["epoch"])
     write_text_atomically(
         directory / INDEX_NAME, json.dumps({"checkpoints": entries}, indent=1) + "\n"
@@ -231,7 +222,7 @@ def read_checkpoint(
     path = directory / entry["file"]
     if not path.exists():
         raise ValueError(f"checkpoint {path} named in {directory / INDEX_NAME} is missing")
-    if _sha256(path) != entry["sha256"]:
+    if file_sha256(path) != entry["sha256"]:
         older = [e["epoch"] for e in entries[:-1]]
         raise ValueError(
             f"checkpoint {path} is corrupted (its SHA-256 does not match the index); "

@@ -21,7 +21,6 @@ half-written file and an interrupted run never damages the files of an earlier o
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import shutil
@@ -39,7 +38,7 @@ from chemistry.config import ConfigError, RunConfig, build_soup, load_config
 from chemistry.genealogy import Genealogy
 from chemistry.plots import plot_counts, plot_lineage, plot_trajectories
 from chemistry.soup import Soup
-from chemistry.storage import write_atomically, write_text_atomically
+from chemistry.storage import file_sha256, write_atomically, write_text_atomically
 from chemistry.trajectories import Trajectories
 from interactions.events import VERTICAL, EventKind
 from particles.classification import Status
@@ -160,17 +159,9 @@ def draw_figures(
     return written
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_manifest(directory: Path, epoch: int, epochs: int) -> Path:
     files = {
-        name: {"bytes": (directory / name).stat().st_size, "sha256": _sha256(directory / name)}
+        name: {"bytes": (directory / name).stat().st_size, "sha256": file_sha256(directory / name)}
         for name in DATA_FILES
         if (directory / name).exists()
     }
@@ -356,7 +347,7 @@ class RunDirectory:
         entry = (self.manifest or {}).get("files", {}).get(name)
         if entry is not None:
             size = path.stat().st_size
-            if size != entry.get("bytes") or _sha256(path) != entry.get("sha256"):
+            if size != entry.get("bytes") or file_sha256(path) != entry.get("sha256"):
                 state = "truncated" if size < entry.get("bytes", 0) else "damaged"
                 raise RunFileError(
                     f"{name} in {self.path} is {state}: its size or SHA-256 does not match "
@@ -476,7 +467,7 @@ class RunDirectory:
             path = self.path / "checkpoints" / str(entry.get("file"))
             if not path.is_file():
                 state = "missing"
-            elif _sha256(path) != entry.get("sha256"):
+            elif file_sha256(path) != entry.get("sha256"):
                 state = "corrupted"
             else:
                 state = "ok"

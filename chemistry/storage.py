@@ -1,7 +1,8 @@
-"""Atomic file writes: a reader never sees a half-written file (temporary file, then rename)."""
+"""Atomic file writes (a reader never sees half a file) and file checksums."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -35,3 +36,12 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
             handle.write(text)
 
     return write_atomically(path, write)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, as hex (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
