@@ -5,6 +5,12 @@ most ``rounds`` rounds and stops after the first round that leaves it DIVERGENT,
 All particles of a type, for every A, form one population: a boolean mask marks the rows still
 running, and a round's training runs in chunks of gcd(A) steps over the rows whose A is not yet
 used up, so a row never takes more steps than its own A (no Python loop over particles).
+
+This experiment does not run through ``chemistry.sweep`` (unlike E12 and E14): it is not a soup.
+Its particles never meet; each follows its own rounds and stops at its own round, which no rule
+of a run configuration expresses (a soup steps every particle every epoch, and rounds of
+self-application then self-training would not stop per particle). Batching all A values into one
+masked population is also far cheaper than one run directory per A.
 """
 
 from __future__ import annotations

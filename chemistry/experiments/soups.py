@@ -1,20 +1,29 @@
 """Soup experiments (SPEC E11–E14): attack-and-self-train soups, soups against self-training
 intensity, a soup of noisy clones and the Keras learn-from soup.
 
-Every experiment builds ``chemistry.Soup`` objects from the rules in ``interactions``. Many small
-soups of one setting run as one population on ``Topology.disjoint_cliques`` and are told apart by
-``Topology.components``. ``TrackedAttack`` subclasses ``interactions.Attack`` and keeps each
-victim's weights just before and just after the rule (E11, E13).
+E11 and E13 build ``chemistry.Soup`` objects from the rules in ``interactions``; ``TrackedAttack``
+subclasses ``interactions.Attack`` and keeps each victim's weights just before and just after the
+rule. E12 and E14 are sweeps: a base run configuration (``chemistry.config``) and a grid over the
+architecture and self-training steps A (E12) or the learn severity s (E14), run with the run's
+seed by ``chemistry.sweep.run_sweep`` (local backend) into ``<experiment folder>/sweep/``; their
+measurements are read back from the points' run directories. Many small soups of one setting run
+as one population on a ``disjoint_cliques`` topology and are told apart by its components: a
+particle's clique is that of its node, read from ``genealogy.json`` (birth ``node``, last
+``status``, ``death``), since particles never move.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from dataclasses import dataclass, field
 
+import networkx as nx
 import numpy as np
 import torch
 
+from chemistry.config import RunConfig
 from chemistry.experiments.base import Claim, Context, Experiment, Outcome
 from chemistry.experiments.figures import (
     epoch_lines_figure,
@@ -22,9 +31,10 @@ from chemistry.experiments.figures import (
     lines_figure,
 )
 from chemistry.plots import plot_counts, plot_trajectories
+from chemistry.runs import RunDirectory, RunFileError, final_counts
 from chemistry.soup import Soup
-from chemistry.topology import Topology
-from interactions import Attack, EventKind, Learn, Respawn, SelfTrain
+from chemistry.sweep import POINTS_DIR, SweepConfig, run_sweep
+from interactions import Attack, EventKind, Respawn, SelfTrain
 from particles import (
     Aggregating,
     Architecture,
@@ -40,6 +50,7 @@ from particles import (
 )
 
 Tensor = torch.Tensor
+SWEEP_FOLDER = "sweep"  # an experiment's sweep directory, inside its output folder
 STATUS_NAMES = [s.name for s in Status]
 
 
@@ -167,6 +178,155 @@ def _self_train(context: Context, steps: int, preset_name: str) -> SelfTrain:
         mode=context.option("mode", None),
         preset=preset_name,
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# Sweeps: settings of E12 and E14 as points of a chemistry.sweep sweep
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One finished point of an experiment's sweep: its overrides, run directory and config."""
+
+    overrides: dict
+    run: RunDirectory
+    config: RunConfig
+
+
+def _run_config_base(context: Context, epochs: int, eps: float) -> dict:
+    """The top-level keys and [record] of an experiment's base run configuration.
+
+    Metrics (whole-population counts) are collected at epoch 0 and at the end; figures and
+    checkpoints are off: the experiment reads the run directories and draws its own figures.
+    """
+    every = max(epochs, 1)
+    return {
+        "epochs": epochs,
+        "device": context.device,
+        "dtype": context.option("dtype", "float32"),
+        "preset": "keras2019",
+        "eps": eps,
+        "schedule": context.option("schedule", "synchronous"),
+        "record": {
+            "trajectories_every": 0,
+            "metrics_every": every,
+            "checkpoint_every": 0,
+            "figures": False,
+        },
+    }
+
+
+def _given(**keys) -> dict:
+    """The keys whose value is not None (a rule's optional keys follow the preset otherwise)."""
+    return {key: value for key, value in keys.items() if value is not None}
+
+
+def _run_experiment_sweep(
+    context: Context, base: dict, grid: dict[str, list], *, parameter: str, description: str
+) -> list[SweepPoint]:
+    """Run ``base`` × ``grid`` with the run's seed through :func:`chemistry.sweep.run_sweep`.
+
+    The sweep goes to ``<out>/sweep`` (run directories in ``points/``, ``results.csv``,
+    ``summary.png``), started afresh unless the option ``resume`` is set. Points run on the local
+    backend with ``workers`` processes (option; default: one per CPU, 1 runs them in this
+    process); every point is seeded by the sweep, so the worker count never changes a number.
+
+    Raises:
+        RuntimeError: if a point failed (its error is in the message).
+    """
+    out = context.out / SWEEP_FOLDER
+    if out.exists() and not context.option("resume", False):
+        shutil.rmtree(out)
+    sweep = SweepConfig.from_dict(
+        {
+            "description": description,
+            "base": base,
+            "seeds": [context.seed],
+            "grid": grid,
+            "summary": {"metric": "fixpoint", "parameter": parameter},
+        },
+        base_dir=context.out,
+    )
+    report = run_sweep(
+        sweep,
+        out,
+        backend="local",
+        workers=context.option("workers", os.cpu_count() or 1),
+        threads=torch.get_num_threads(),
+    )
+    if report.failed:
+        first = report.failed[0]
+        raise RuntimeError(
+            f"{len(report.failed)} point(s) of the sweep in {out} failed; {first['id']}: "
+            f"{first['error']}"
+        )
+    return [
+        SweepPoint(
+            point.overrides,
+            RunDirectory(out / POINTS_DIR / point.id),
+            RunConfig.from_dict(point.config),
+        )
+        for point in report.points
+    ]
+
+
+def _final_status_by_component(point: SweepPoint, graph: nx.MultiDiGraph) -> Tensor:
+    """Living particles per final class in each connected component (one small soup): [C, 5].
+
+    Read from the run directory: ``graph`` (its ``genealogy.json``) holds every particle's birth
+    ``node``, its last class (``status``, set whenever the soup classifies) and its ``death`` if
+    it died; particles never move, and the components come from the configured topology. The
+    totals are checked against the last row of ``metrics.csv`` (collected at the final epoch).
+    """
+    config = point.config
+    topology = config.build_topology()
+    component = topology.components().cpu()
+    counts = torch.zeros(topology.num_components, len(Status), dtype=torch.int64)
+    for uid, data in graph.nodes(data=True):
+        if "death" in data:
+            continue
+        if data.get("status_epoch") != config.epochs or "node" not in data:
+            raise RunFileError(
+                f"{point.run.path}: particle {uid} has no class of the final epoch "
+                f"{config.epochs} in genealogy.json (metrics_every must divide epochs)"
+            )
+        counts[component[int(data["node"])], Status[data["status"]]] += 1
+    final = final_counts(point.run.metrics())
+    expected = [final.get(s.name.lower()) for s in Status]
+    if final.get("epoch") != config.epochs or counts.sum(dim=0).tolist() != expected:
+        raise RunFileError(
+            f"{point.run.path}: the final classes in genealogy.json ({counts.sum(dim=0).tolist()}) "
+            f"do not match the last row of metrics.csv ({expected})"
+        )
+    return counts
+
+
+def _sweep_note(soups: int, size: int) -> str:
+    """The REPORT note on how a sweep experiment ran and was counted."""
+    return (
+        f"Each setting is one point of a chemistry.sweep sweep of one base run configuration "
+        f"(run directories, results.csv and summary.png in this experiment's {SWEEP_FOLDER}/ "
+        f"folder); its {soups} soups run as one population of {soups * size} on disjoint "
+        "cliques and are counted per clique (connected component) from each particle's final "
+        "class and node in the point's genealogy.json. Every point is seeded with the run's seed "
+        "(the runner's convention), so the settings of one architecture start from the same "
+        "particles and random stream [decision]."
+    )
+
+
+def _events(graph: nx.MultiDiGraph, kind: EventKind) -> int:
+    """Number of events of ``kind`` in a run: the edges of that kind of its genealogy ``graph``."""
+    return sum(1 for *_, value in graph.edges(data="kind") if value == kind.value)
+
+
+def _recorded_weights(point: SweepPoint, architecture: str, epoch: int) -> Tensor:
+    """Weights of every particle recorded at ``epoch`` in ``trajectories.npz``, by uid: [n, r]."""
+    epochs, uids, weights = point.run.trajectories().arrays(architecture)
+    mask = epochs == epoch
+    if not mask.any():
+        raise RunFileError(f"{point.run.path}: trajectories.npz records no epoch {epoch}")
+    order = np.argsort(uids[mask], kind="stable")
+    return torch.from_numpy(weights[mask][order])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -422,10 +582,17 @@ def soup_trajectories(context: Context) -> Outcome:
 
 
 SOUP_TYPES: dict[str, Architecture] = {"ww": Weightwise(), "agg": Aggregating()}
+ARCHITECTURE_KEY = "population.0.architecture"
+STEPS_KEY = "rules.self_train.steps"
+SEVERITY_KEY = "rules.learn.severity"
 
 
 def soup_intensity(context: Context) -> Outcome:
-    """E12, Fig 13: per A, 10 soups of 10 particles, 5 epochs of Attack(0.1) + SelfTrain(A)."""
+    """E12, Fig 13: per A, 10 soups of 10 particles, 5 epochs of Attack(0.1) + SelfTrain(A).
+
+    A sweep over the architecture (ww, agg) and A of one base run configuration; each point's
+    soups run as one population on disjoint cliques and are counted per clique.
+    """
     settings = preset("keras2019")
     eps = context.option("eps", settings.eps)
     soups = context.option("soups", context.size(10, 4))
@@ -433,47 +600,49 @@ def soup_intensity(context: Context) -> Outcome:
     epochs = context.option("epochs", 5)
     alpha = context.option("alpha", 0.1)
     grid = list(range(0, 101, context.option("step", context.size(10, 25))))
+    base = _run_config_base(context, epochs, eps) | {
+        "description": f"E12: {soups} soups × {size} particles, attack {alpha} + self-train A",
+        "topology": {"kind": "disjoint_cliques", "size": size, "num_soups": soups},
+        "population": [{"architecture": "ww", "count": soups * size}],
+        "rules": [
+            {
+                "type": "attack",
+                "chance": alpha,
+                "mode": context.option("attack_mode", "per_particle"),
+                "allow_self": context.option("allow_self", False),
+            },
+            {"type": "self_train", "steps": 0}
+            | _given(lr=context.option("lr", None), mode=context.option("mode", None)),
+        ],
+    }
+    points = _run_experiment_sweep(
+        context,
+        base,
+        {ARCHITECTURE_KEY: list(SOUP_TYPES), STEPS_KEY: grid},
+        parameter=STEPS_KEY,
+        description="E12 (Fig 13): final FIXPOINTs of all soups against self-training steps A",
+    )
     rows = []
     series: dict[str, list[float]] = {}
-    for type_index, (name, arch) in enumerate(SOUP_TYPES.items()):
-        for index, steps in enumerate(grid):
-            soup = Soup(
-                [
-                    Attack(
-                        alpha,
-                        mode=context.option("attack_mode", "per_particle"),
-                        allow_self=context.option("allow_self", False),
-                    ),
-                    _self_train(context, steps, "keras2019"),
-                ],
-                population=soups * size,
-                architecture=arch,
-                topology=Topology.disjoint_cliques(soups, size),
-                rng=_soup_seed(context, 1000 * type_index + index),
-                dtype=context.dtype,
-                eps=eps,
-                schedule=context.option("schedule", "synchronous"),
-                record_every=0,
-                collect_every=epochs,
-            )
-            for _ in range(epochs):
-                soup.step()
-            per_soup = _status_by_component(soup).double()
-            mean, spread = per_soup.mean(dim=0), per_soup.std(dim=0) if soups > 1 else None
-            row = {
-                "type": name,
-                "self_train_steps": steps,
-                "soups": soups,
-                "particles": size,
-                "epochs": epochs,
-            }
-            for status in Status:
-                row[status.name] = float(mean[status])
-            for status in (Status.ZERO, Status.FIXPOINT):
-                row[f"{status.name}_std"] = float(spread[status]) if spread is not None else 0.0
-            rows.append(row)
-            for status in ("ZERO", "FIXPOINT"):
-                series.setdefault(f"{name} {status}", []).append(row[status])
+    for point in points:
+        name, steps = point.overrides[ARCHITECTURE_KEY], point.overrides[STEPS_KEY]
+        per_soup = _final_status_by_component(point, point.run.genealogy().graph).double()
+        mean, spread = per_soup.mean(dim=0), per_soup.std(dim=0) if soups > 1 else None
+        row = {
+            "type": name,
+            "self_train_steps": steps,
+            "soups": soups,
+            "particles": size,
+            "epochs": epochs,
+        }
+        for status in Status:
+            row[status.name] = float(mean[status])
+        for status in (Status.ZERO, Status.FIXPOINT):
+            row[f"{status.name}_std"] = float(spread[status]) if spread is not None else 0.0
+        row["point"] = point.run.path.name
+        rows.append(row)
+        for status in ("ZERO", "FIXPOINT"):
+            series.setdefault(f"{name} {status}", []).append(row[status])
     figure = lines_figure(
         grid,
         series,
@@ -514,8 +683,7 @@ def soup_intensity(context: Context) -> Outcome:
     }
     metrics["ww_spearman_A_fixpoint"] = rho
     notes = [
-        f"The {soups} soups of one setting run as one population of {soups * size} on disjoint "
-        "cliques; counts are per clique (connected component).",
+        _sweep_note(soups, size),
         "'Largely to ZERO' is read as: more than half of a soup ZERO on average over A "
         "[interpretation]. Self-trained agg particles end OTHER, not ZERO (C9), so agg ZEROs can "
         "only come from attacks, of which a 5-epoch soup with α = 0.1 has about 5 per soup.",
@@ -745,7 +913,12 @@ def _independent_census(w: Tensor, eps: float) -> tuple[int, int, Tensor]:
 
 
 def learn_soup(context: Context) -> Outcome:
-    """E14: per severity s, 10 soups of 10 ww particles, 100 epochs of Learn(0.1, s) only."""
+    """E14: per severity s, 10 soups of 10 ww particles, 100 epochs of Learn(0.1, s) only.
+
+    A sweep over s of one base run configuration; each point's soups run as one population on
+    disjoint cliques. Its weights are recorded at epoch 0 and at the end (``trajectories.npz``)
+    for the independent recount.
+    """
     settings = preset("keras2019")
     eps = context.option("eps", settings.eps)
     soups = context.option("soups", context.size(10, 4))
@@ -753,40 +926,38 @@ def learn_soup(context: Context) -> Outcome:
     epochs = context.option("epochs", context.size(100, 30))
     chance = context.option("chance", 0.1)
     grid = list(range(0, 101, context.option("step", context.size(10, 50))))
-    arch = Weightwise()
+    base = _run_config_base(context, epochs, eps)
+    base["record"]["trajectories_every"] = max(epochs, 1)
+    base |= {
+        "description": f"E14: {soups} soups × {size} ww, learn {chance} with severity s",
+        "topology": {"kind": "disjoint_cliques", "size": size, "num_soups": soups},
+        "population": [{"architecture": "ww", "count": soups * size}],
+        "rules": [
+            {
+                "type": "learn",
+                "chance": chance,
+                "severity": 0,
+                "allow_self": context.option("allow_self", False),
+            }
+            | _given(lr=context.option("lr", None), training_mode=context.option("mode", None)),
+        ],
+    }
+    points = _run_experiment_sweep(
+        context,
+        base,
+        {SEVERITY_KEY: grid},
+        parameter=SEVERITY_KEY,
+        description="E14 (learn-from soup): final FIXPOINTs of all soups against severity s",
+    )
     rows = []
     unchanged_at_zero = True
     mismatches = 0
-    for index, severity in enumerate(grid):
-        soup = Soup(
-            [
-                Learn(
-                    chance,
-                    severity,
-                    lr=context.option("lr", None),
-                    training_mode=context.option("mode", None),
-                    allow_self=context.option("allow_self", False),
-                    preset="keras2019",
-                )
-            ],
-            population=soups * size,
-            architecture=arch,
-            topology=Topology.disjoint_cliques(soups, size),
-            rng=_soup_seed(context, index),
-            dtype=context.dtype,
-            eps=eps,
-            schedule=context.option("schedule", "synchronous"),
-            record_every=0,
-            collect_every=epochs,
-        )
-        nodes = soup.occupied_nodes()
-        initial = _weights_at(soup, nodes).clone()
-        learned = 0
-        for _ in range(epochs):
-            soup.step()
-            learned += sum(event.kind == EventKind.LEARN for event in soup.last_events)
-        final = _weights_at(soup, nodes)
-        per_soup = _status_by_component(soup).double()
+    for point in points:
+        severity = point.overrides[SEVERITY_KEY]
+        graph = point.run.genealogy().graph
+        initial = _recorded_weights(point, "ww", 0)
+        final = _recorded_weights(point, "ww", epochs)
+        per_soup = _final_status_by_component(point, graph).double()
         mean = per_soup.mean(dim=0)
         zero, fixpoint, u_gap = _independent_census(final, eps)
         mismatches += abs(zero - int(per_soup[:, Status.ZERO].sum()))
@@ -808,7 +979,8 @@ def learn_soup(context: Context) -> Outcome:
         row["FIXPOINT_recount"] = fixpoint / soups
         row["u_gap_median"] = float(u_gap.median())
         row["mean_abs_weight"] = float(final.double().abs().mean())
-        row["learn_events"] = learned
+        row["learn_events"] = _events(graph, EventKind.LEARN)
+        row["point"] = point.run.path.name
         rows.append(row)
     fix = [r["FIXPOINT"] for r in rows]
     zeros = [r["ZERO"] for r in rows]
@@ -858,7 +1030,9 @@ def learn_soup(context: Context) -> Outcome:
         "A ww learner fits the teacher's encoding rows x_i to the teacher's weights; "
         "u = (1,0,0,0) fits every teacher exactly (Proposition 2), so learning alone is expected "
         "to drive particles onto fixpoints rather than to copy the teacher.",
-        f"The {soups} soups of one setting run as one population on disjoint cliques.",
+        _sweep_note(soups, size),
+        "The recount reads each point's final weights from its trajectories.npz (recorded at "
+        "epoch 0 and at the end); learn_events counts the learn edges of its genealogy.",
     ]
     return Outcome(rows, claims, metrics, [figure], notes)
 

@@ -10,10 +10,19 @@ import pytest
 import torch
 
 from chemistry import Soup
+from chemistry.config import ConfigError, RunConfig
 from chemistry.experiments.command import reproduce
-from chemistry.experiments.soups import TrackedAttack, _weights_at
+from chemistry.experiments.soups import (
+    SWEEP_FOLDER,
+    SweepPoint,
+    TrackedAttack,
+    _final_status_by_component,
+    _status_by_component,
+    _weights_at,
+)
+from chemistry.runs import RunDirectory
 from interactions import SelfTrain
-from particles import Weightwise
+from particles import Status, Weightwise
 
 NAMES = {"fig12": "E11", "fig13": "E12", "fig14": "E13", "learn-soup": "E14"}
 
@@ -112,9 +121,14 @@ def test_e14_learning_makes_fixpoints_and_the_recount_agrees(quick: Path) -> Non
 
 def test_reproducible_from_the_seed(tmp_path: Path) -> None:
     small = {"epochs": 3, "soups": 2, "step": 50, "parent_steps": 50, "steps": 10}
-    for run in ("a", "b"):
+    # The sweeps of E12 and E14 give the same numbers in this process and in a pool of two.
+    for run, workers in (("a", 1), ("b", 2)):
         reproduce(
-            list(NAMES), scale="quick", out=tmp_path / run, options=small, stream=io.StringIO()
+            list(NAMES),
+            scale="quick",
+            out=tmp_path / run,
+            options=small | {"workers": workers},
+            stream=io.StringIO(),
         )
     for name in NAMES:
         first = (tmp_path / "a" / name / "results.csv").read_text(encoding="utf-8")
@@ -154,3 +168,50 @@ def test_initial_weights_and_tracked_attack() -> None:
         assert torch.equal(result, after[victim])
         if applied:
             assert not torch.equal(result, before)
+
+
+@pytest.mark.parametrize("name", ["fig13", "learn-soup"])
+def test_sweep_points_are_run_directories_counted_per_clique(quick: Path, name: str) -> None:
+    sweep = quick / name / SWEEP_FOLDER
+    with open(sweep / "results.csv", newline="", encoding="utf-8") as handle:
+        results = list(csv.DictReader(handle))
+    rows = _rows(quick, name)
+    assert [r["status"] for r in results] == ["ok"] * len(rows)
+    assert [r["point"] for r in results] == [r["point"] for r in rows]
+    assert (sweep / "summary.png").exists()
+    # The per-clique counts read from a point's run directory are those of the same soup stepped
+    # here, counted with the soup's own topology components.
+    for row in rows[:: max(1, len(rows) - 1)]:
+        run = RunDirectory(sweep / "points" / row["point"])
+        config = run.config()
+        assert config.record.checkpoint_every == 0 and not config.record.figures
+        point = SweepPoint({}, run, config)
+        counted = _final_status_by_component(point, run.genealogy().graph)
+        soup = config.build()
+        for _ in range(config.epochs):
+            soup.step()
+        assert torch.equal(counted, _status_by_component(soup))
+        assert counted.shape[0] == int(row["soups"])
+        mean = counted.double().mean(dim=0)
+        assert [float(row[s.name]) for s in Status] == pytest.approx(mean.tolist())
+
+
+def test_bad_options_and_failed_points_stop_the_experiment(tmp_path: Path, monkeypatch) -> None:
+    small = {"soups": 2, "epochs": 1, "step": 100, "workers": 1}
+    with pytest.raises(ValueError, match='mode = "sometimes"'):
+        reproduce(
+            ["fig13"],
+            scale="quick",
+            out=tmp_path / "bad",
+            options=small | {"attack_mode": "sometimes"},
+            stream=io.StringIO(),
+        )
+
+    def broken(self):
+        raise ConfigError("no soup today")
+
+    monkeypatch.setattr(RunConfig, "build", broken)
+    with pytest.raises(RuntimeError, match="4 point.* failed.*no soup today"):
+        reproduce(
+            ["fig13"], scale="quick", out=tmp_path / "failed", options=small, stream=io.StringIO()
+        )
