@@ -69,7 +69,9 @@ class Mutate(Interaction):
         events = []
         for bank, positions, rows in soup.groups(nodes):
             w = bank.read(rows)
-            noise = torch.randn(w.shape, generator=soup.weight_generator, dtype=w.dtype)
+            noise = torch.randn(
+                w.shape, generator=soup.weight_generator, dtype=w.dtype, device=w.device
+            )
             parents = soup.uids_at(nodes[positions]).tolist()
             born, children = soup.replace(
                 nodes[positions], bank.architecture, w + self.scale * noise, [(p,) for p in parents]
