@@ -115,6 +115,7 @@ def restore_soup_state(soup: Soup, tensors: dict[str, torch.Tensor], meta: dict[
         )
     for name in ("node_bank", "node_row", "node_uid", "node_status", "node_error"):
         setattr(soup, name, tensors[name].clone())
+    soup.invalidate_occupancy()
     soup.index_generator.set_state(tensors["index_generator"])
     soup.weight_generator.set_state(tensors["weight_generator"])
     for uid, bank_index, row, birth, parents, node in meta["particles"]:

@@ -28,13 +28,15 @@ def metric_names(soup: Soup) -> list[str]:
 
 def _status_counts(statuses: torch.Tensor) -> list[int]:
     """Number of particles per Status code (unclassified entries, -1, are left out)."""
-    return torch.bincount(statuses[statuses >= 0], minlength=len(Status)).tolist()
+    # Shifted by one, -1 lands in bin 0 and is dropped: cheaper than selecting statuses >= 0.
+    return torch.bincount(statuses + 1, minlength=len(Status) + 1)[1:].tolist()
 
 
 def epoch_metrics(soup: Soup) -> dict[str, float]:
     """Counts per class (overall, per architecture), fixpoint error statistics, events per kind."""
     nodes = soup.occupied_nodes()
-    statuses = soup.node_status[nodes]
+    at = soup.occupied_index()  # a view of all nodes when every node is occupied
+    statuses = soup.node_status[at]
     metrics: dict[str, float] = {"epoch": float(soup.epoch), "population": float(nodes.numel())}
     for status, count in zip(Status, _status_counts(statuses), strict=True):
         metrics[status.name.lower()] = float(count)
@@ -47,8 +49,9 @@ def epoch_metrics(soup: Soup) -> dict[str, float]:
             counts = _status_counts(statuses[positions])
             for status, count in zip(Status, counts, strict=True):
                 metrics[f"{status.name.lower()}[{name}]"] = float(count)
-    errors = soup.node_error[nodes]
-    finite = errors[torch.isfinite(errors)]
+    errors = soup.node_error[at]
+    # masked_select: the same elements as errors[mask], several times faster on the CPU.
+    finite = torch.masked_select(errors, torch.isfinite(errors))
     empty = finite.numel() == 0
     metrics["fixpoint_error_median"] = math.nan if empty else float(finite.median())
     metrics["fixpoint_error_mean"] = math.nan if empty else float(finite.mean())

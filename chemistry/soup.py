@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import mesa
@@ -71,6 +72,21 @@ def _population_spec(
     if sum(count for _, count, _ in spec) < 1:
         raise ValueError(f"population={population!r} is empty; a soup needs at least 1 particle")
     return spec
+
+
+@dataclass
+class _Occupancy:
+    """Which nodes hold a particle, derived from ``node_bank`` / ``node_row`` and cached.
+
+    ``mask`` [num_nodes] bool; ``nodes`` the occupied nodes, ascending; ``index`` indexes node
+    arrays at those nodes (``slice(None)`` when every node is occupied, giving views);
+    ``groups`` the split of ``nodes`` by architecture (``Soup.groups``), built when first asked.
+    """
+
+    mask: Tensor
+    nodes: Tensor
+    index: Tensor | slice
+    groups: list[tuple[WeightBank, Tensor, Tensor]] | None = None
 
 
 class Soup(mesa.Model):
@@ -165,6 +181,7 @@ class Soup(mesa.Model):
         self.node_uid = torch.full((nodes,), -1, dtype=torch.long)
         self.node_status = torch.full((nodes,), -1, dtype=torch.long)
         self.node_error = torch.full((nodes,), math.nan, dtype=torch.float64)
+        self._occupancy: _Occupancy | None = None
         self.particles: dict[int, Particle] = {}
         self.genealogy_record = Genealogy()
         self.trajectories = Trajectories(
@@ -213,9 +230,31 @@ class Soup(mesa.Model):
     def bank_list(self) -> list[WeightBank]:
         return list(self.banks.values())
 
+    def _occupied(self) -> _Occupancy:
+        # Cached: node_bank and node_row change only in spawn, kill and checkpoint restore,
+        # which call invalidate_occupancy().
+        if self._occupancy is None:
+            mask = self.node_bank >= 0
+            nodes = torch.nonzero(mask).flatten()
+            index = slice(None) if nodes.numel() == mask.numel() else nodes
+            self._occupancy = _Occupancy(mask, nodes, index)
+        return self._occupancy
+
+    def invalidate_occupancy(self) -> None:
+        """Forget the cached occupied nodes; call after changing ``node_bank`` or ``node_row``."""
+        self._occupancy = None
+
     def occupied_nodes(self) -> Tensor:
-        """Nodes that hold a particle, ascending: int64 [P]."""
-        return torch.nonzero(self.node_bank >= 0).flatten()
+        """Nodes that hold a particle, ascending: int64 [P] (a cached tensor: do not modify)."""
+        return self._occupied().nodes
+
+    def occupied_index(self) -> Tensor | slice:
+        """An index of node arrays at the occupied nodes, in ``occupied_nodes()`` order.
+
+        ``slice(None)`` when every node holds a particle (indexing then gives views, and
+        assigning copies instead of scattering), else ``occupied_nodes()``.
+        """
+        return self._occupied().index
 
     def free_nodes(self) -> Tensor:
         """Topology nodes without a particle, ascending: int64 [k]."""
@@ -234,7 +273,22 @@ class Soup(mesa.Model):
         return self.node_uid[nodes]
 
     def groups(self, nodes: Tensor) -> list[tuple[WeightBank, Tensor, Tensor]]:
-        """Split nodes by architecture: a list of (bank, positions in ``nodes``, bank rows)."""
+        """Split nodes by architecture: a list of (bank, positions in ``nodes``, bank rows).
+
+        For ``occupied_nodes()`` itself the split is cached, and a bank whose rows are all in
+        use in node order gets ``bank.every_row()`` as rows (read and written without gathers).
+        """
+        occupancy = self._occupied()
+        if nodes is occupancy.nodes:
+            if occupancy.groups is None:
+                occupancy.groups = [
+                    (bank, positions, bank.every_row() if _every_row(bank, rows) else rows)
+                    for bank, positions, rows in self._split(nodes)
+                ]
+            return list(occupancy.groups)
+        return self._split(nodes)
+
+    def _split(self, nodes: Tensor) -> list[tuple[WeightBank, Tensor, Tensor]]:
         bank_of = self.node_bank[nodes]
         if bool((bank_of < 0).any()):
             raise ValueError(f"nodes {nodes[bank_of < 0].tolist()} hold no particle")
@@ -327,6 +381,7 @@ class Soup(mesa.Model):
         self.node_uid[nodes] = torch.tensor(uids, dtype=torch.long)
         self.node_status[nodes] = -1
         self.node_error[nodes] = math.nan
+        self.invalidate_occupancy()
         name = self.architecture_names[architecture]
         return [
             Event(epoch, EventKind.BIRTH, None, None, uid, {"architecture": name, "node": node})
@@ -354,6 +409,7 @@ class Soup(mesa.Model):
         self.node_uid[nodes] = -1
         self.node_status[nodes] = -1
         self.node_error[nodes] = math.nan
+        self.invalidate_occupancy()
         return events
 
     def replace(
@@ -387,28 +443,41 @@ class Soup(mesa.Model):
         """
         check_probability("chance", chance)
         check_choice("mode", mode, PAIR_MODES)
-        occupied = self.node_bank >= 0
-        nodes = (
-            torch.nonzero(occupied).flatten() if participants is None else participants.flatten()
-        )
+        occupancy = self._occupied()
+        occupied = occupancy.mask
+        nodes = occupancy.nodes if participants is None else participants.flatten()
         generator = self.index_generator
         if mode == "per_particle":
-            actors = nodes[torch.rand(nodes.numel(), generator=generator) < chance]
+            # masked_select: the same as nodes[mask], faster than boolean indexing on the CPU.
+            actors = torch.masked_select(
+                nodes, torch.rand(nodes.numel(), generator=generator) < chance
+            )
         elif nodes.numel() and float(torch.rand((), generator=generator)) < chance:
             pick = torch.randint(nodes.numel(), (1,), generator=generator)
             actors = nodes[pick]
         else:
             actors = nodes[:0]
         partners = self.topology.sample_partners(
-            actors, occupied, generator=generator, allow_self=allow_self
+            actors,
+            occupied,
+            generator=generator,
+            allow_self=allow_self,
+            occupied_slots=occupancy.nodes,
         )
         keep = partners >= 0
-        return actors[keep], partners[keep]
+        if bool(keep.all()):  # the usual case; selecting by a mask would copy both
+            return actors, partners
+        return torch.masked_select(actors, keep), torch.masked_select(partners, keep)
 
     def neighbours_of(self, nodes: Tensor, *, allow_self: bool = False) -> Tensor:
         """One uniformly drawn occupied neighbour per node (-1 where none): int64 [n]."""
+        occupancy = self._occupied()
         return self.topology.sample_partners(
-            nodes, self.node_bank >= 0, generator=self.index_generator, allow_self=allow_self
+            nodes,
+            occupancy.mask,
+            generator=self.index_generator,
+            allow_self=allow_self,
+            occupied_slots=occupancy.nodes,
         )
 
     # ----------------------------------------------------------------------------------------
@@ -497,15 +566,21 @@ class Soup(mesa.Model):
         """
         nodes = self.occupied_nodes()
         for bank, positions, rows in self.groups(nodes):
+            if rows is bank.every_row():  # the whole bank: read in place, nothing is written
+                weights, divergent = bank.weights, bank.divergent
+            else:
+                weights, divergent = bank.weights[rows], bank.divergent[rows]
             status, error = classify_with_error(
                 bank.architecture,
-                bank.weights[rows],
+                weights,
                 eps=self.eps,
-                divergent=bank.divergent[rows],
+                divergent=divergent,
                 generator=self.weight_generator,
             )
-            self.node_status[nodes[positions]] = status.cpu()
-            self.node_error[nodes[positions]] = error.double().cpu()
+            # One group holding every occupied node: positions are 0 .. P-1, no gather needed.
+            at = self.occupied_index() if positions.numel() == nodes.numel() else nodes[positions]
+            self.node_status[at] = status.cpu()
+            self.node_error[at] = error.double().cpu()
         return self.node_status
 
     @property
@@ -529,3 +604,8 @@ class Soup(mesa.Model):
     def summary(self) -> dict[str, Any]:
         """Epoch, population and class counts, for printing."""
         return {"epoch": self.epoch, "population": len(self), **self.status_counts()}
+
+
+def _every_row(bank: WeightBank, rows: Tensor) -> bool:
+    """Whether ``rows`` are all the rows of ``bank``, in order (0 .. capacity - 1)."""
+    return rows.numel() == bank.capacity and torch.equal(rows.cpu(), bank.every_row())

@@ -470,7 +470,7 @@ class Topology:
             raise ValueError(f"{name} must hold integer slot indices, got dtype {nodes.dtype}")
         nodes = nodes.long()
         if nodes.numel():
-            low, high = int(nodes.min()), int(nodes.max())
+            low, high = (int(bound) for bound in torch.aminmax(nodes))
             if low < 0 or high >= self._num_nodes:
                 bad = low if low < 0 else high
                 raise ValueError(f"{name} must hold slots in [0, {self._num_nodes - 1}], got {bad}")
@@ -485,6 +485,7 @@ class Topology:
         *,
         generator: torch.Generator,
         allow_self: bool = False,
+        occupied_slots: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Draw one partner per given slot, uniformly among its occupied neighbours.
 
@@ -500,6 +501,8 @@ class Topology:
             occupied: ``[num_nodes]`` bool, which slots currently hold a particle.
             generator: the torch.Generator to draw from, on the same device as ``occupied``.
             allow_self: whether a slot may be its own partner (SPEC D18 option).
+            occupied_slots: optionally ``torch.nonzero(occupied).flatten()``, if the caller
+                already has it (saves a pass over all slots); it must be exactly that.
 
         Returns:
             ``[m]`` int64 partner slots, ``-1`` where a slot has no candidate.
@@ -532,7 +535,9 @@ class Topology:
             nodes.shape[0], generator=generator, dtype=torch.float64, device=device
         )
         if self._block_size is not None:
-            return self._sample_in_blocks(nodes, occupied, uniforms, allow_self)
+            if occupied_slots is None:
+                occupied_slots = torch.nonzero(occupied, as_tuple=True)[0]
+            return self._sample_in_blocks(nodes, occupied, occupied_slots, uniforms, allow_self)
         return self._sample_in_csr(nodes, occupied, uniforms, allow_self)
 
     @staticmethod
@@ -545,18 +550,23 @@ class Topology:
         self,
         nodes: torch.Tensor,
         occupied: torch.Tensor,
+        occupied_slots: torch.Tensor,
         uniforms: torch.Tensor,
         allow_self: bool,
     ) -> torch.Tensor:
-        """Partners in complete blocks of consecutive slots, via a prefix count of occupancy."""
-        device = occupied.device
+        """Partners in complete blocks of consecutive slots, via counts of occupied slots."""
         size = self._block_size
-        # occupied_before[s] = number of occupied slots among 0 .. s - 1;  [num_nodes + 1]
-        occupied_before = torch.zeros(self._num_nodes + 1, dtype=torch.long, device=device)
-        torch.cumsum(occupied.long(), dim=0, out=occupied_before[1:])
+        if occupied_slots.numel() == self._num_nodes:
+            return self._sample_in_full_blocks(nodes, uniforms, allow_self)
+
+        def occupied_before(slots: torch.Tensor) -> torch.Tensor:
+            # Number of occupied slots among 0 .. s - 1 for each s: a binary search in the
+            # ascending occupied slots costs O(m log P), a prefix sum over all slots O(N).
+            return torch.searchsorted(occupied_slots, slots)
+
         block_start = (nodes // size) * size
-        base = occupied_before[block_start]
-        candidates = occupied_before[block_start + size] - base
+        base = occupied_before(block_start)
+        candidates = occupied_before(block_start + size) - base
         self_occupied = occupied[nodes]
         if not allow_self:
             candidates = candidates - self_occupied.long()
@@ -565,9 +575,8 @@ class Topology:
         if not allow_self:
             # Skip over the node itself: it has global occupied rank occupied_before[node].
             global_rank = (
-                global_rank + (self_occupied & (global_rank >= occupied_before[nodes])).long()
+                global_rank + (self_occupied & (global_rank >= occupied_before(nodes))).long()
             )
-        occupied_slots = torch.nonzero(occupied, as_tuple=True)[0]
         has_partner = candidates > 0
         partners = torch.full_like(nodes, -1)
         if occupied_slots.numel():
@@ -577,6 +586,22 @@ class Topology:
                 occupied_slots[safe_rank.clamp_max(occupied_slots.numel() - 1)],
                 partners,
             )
+        return partners
+
+    def _sample_in_full_blocks(
+        self, nodes: torch.Tensor, uniforms: torch.Tensor, allow_self: bool
+    ) -> torch.Tensor:
+        """``_sample_in_blocks`` when every slot is occupied (same draws, a few operations)."""
+        size = self._block_size
+        candidates = size if allow_self else size - 1
+        if candidates == 0:
+            return torch.full_like(nodes, -1)
+        # The r-th candidate of a block is its slot block_start + r, skipping the node itself.
+        # rank = _rank(uniforms, counts) for a constant count, with the count as a scalar.
+        rank = torch.floor(uniforms * float(candidates)).long().clamp_max(candidates - 1)
+        partners = (nodes // size) * size + rank
+        if not allow_self:
+            partners = partners + (partners >= nodes)  # bool + int64 adds 0 or 1
         return partners
 
     def _sample_in_csr(

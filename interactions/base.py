@@ -90,11 +90,12 @@ def one_per_target(targets: Tensor, generator: torch.Generator) -> tuple[Tensor,
     Returns (kept positions, overwritten positions) into ``targets`` [n].
     """
     order = torch.randperm(targets.numel(), generator=generator)
-    order = order[torch.argsort(targets[order], stable=True)]
-    ordered = targets[order]
+    ordered, by_target = torch.sort(targets[order], stable=True)
+    order = order[by_target]
     first = torch.ones_like(ordered, dtype=torch.bool)
     first[1:] = ordered[1:] != ordered[:-1]
-    return order[first], order[~first]
+    # masked_select: the same as order[first], faster than boolean indexing on the CPU.
+    return torch.masked_select(order, first), torch.masked_select(order, ~first)
 
 
 class Interaction(ABC):

@@ -68,7 +68,10 @@ def _uid_column(name: str, values: Any, size: int | None) -> list[int | None] | 
     if values is None:
         return None
     if hasattr(values, "tolist"):
-        values = [None if v < 0 else v for v in values.tolist()]
+        negative = bool((values < 0).any())  # one vectorised test spares a Python loop
+        values = values.tolist()
+        if negative:
+            values = [None if v < 0 else v for v in values]
     else:
         values = list(values)
     if size is not None and len(values) != size:

@@ -40,6 +40,7 @@ class WeightBank:
         self.divergent = torch.zeros(capacity, dtype=torch.bool, device=self.weights.device)
         self.uids = torch.full((capacity,), -1, dtype=torch.long, device=self.weights.device)
         self._free = list(range(capacity - 1, -1, -1))
+        self._every_row: Tensor | None = None
 
     @property
     def device(self) -> torch.device:
@@ -60,6 +61,17 @@ class WeightBank:
         """Indices of the rows that belong to a particle, ascending: int64 [n]."""
         return torch.nonzero(self.uids >= 0).flatten()
 
+    def every_row(self) -> Tensor:
+        """All row indices, ``0 .. capacity - 1`` in order, as one cached int64 tensor (CPU).
+
+        ``read`` and ``write`` recognise this very tensor and then copy whole tensors instead of
+        gathering and scattering rows (a soup whose bank is full in node order self-trains and
+        classifies every row, every epoch). Do not modify it.
+        """
+        if self._every_row is None:
+            self._every_row = torch.arange(self.capacity)
+        return self._every_row
+
     def _grow(self, needed: int) -> None:
         old = self.capacity
         new = max(2 * old, old + needed)
@@ -70,6 +82,7 @@ class WeightBank:
         self.divergent = torch.cat([self.divergent, self.divergent.new_zeros(extra)])
         self.uids = torch.cat([self.uids, self.uids.new_full((extra,), -1)])
         self._free = list(range(new - 1, old - 1, -1)) + self._free
+        self._every_row = None
 
     def allocate(self, weights: Tensor, uids: Tensor | list[int]) -> Tensor:
         """Give new particles rows holding ``weights`` [n, r]; returns their rows, int64 [n]."""
@@ -106,15 +119,30 @@ class WeightBank:
 
     def read(self, rows: Tensor) -> Tensor:
         """A copy of the weights of ``rows``: [n, r]."""
+        if rows is self._every_row:  # every row in order: a plain copy, no gather
+            return self.weights.clone()
         return self.weights[rows]
 
     def write(self, rows: Tensor, weights: Tensor) -> None:
         """Overwrite ``rows`` with ``weights`` [n, r]; raise the sticky flag of non-finite rows."""
         values = weights.to(device=self.device, dtype=self.dtype)
-        self.weights[rows] = values
-        # A row times 0 sums to NaN exactly when it holds a NaN or an inf (5x faster on CPU
-        # than isfinite(values).all(dim=1), and this runs after every rule).
-        self.divergent[rows] |= (values * 0).sum(dim=1) != 0
+        every_row = rows is self._every_row  # every row in order: plain copies, no scatter
+        if every_row:
+            self.weights.copy_(values)
+        else:
+            self.weights[rows] = values
+        # A finite total proves every weight finite (a NaN or an inf makes the sum NaN or inf):
+        # one contiguous sum, far cheaper than a test per row, and this runs after every rule.
+        if bool(torch.isfinite(values.sum())):
+            return
+        # A row times 0 sums to NaN exactly when it holds a NaN or an inf (10x faster on CPU
+        # than isfinite(values).all(dim=1); summing by a product with ones is 2x faster than
+        # .sum(dim=1) for these short rows).
+        non_finite = torch.mv(values * 0, values.new_ones(values.shape[1])) != 0
+        if every_row:
+            self.divergent |= non_finite
+        else:
+            self.divergent[rows] |= non_finite
 
     def state_dict(self) -> dict[str, Tensor]:
         """Tensors that fully describe the bank, free-row order included (for checkpoints)."""
@@ -132,3 +160,4 @@ class WeightBank:
         self.divergent = state["divergent"].to(self.device).clone()
         self.uids = state["uids"].to(self.device).clone()
         self._free = state["free"].tolist()
+        self._every_row = None
