@@ -193,3 +193,27 @@ class EventBatch(Sequence[Event]):
 
     def __repr__(self) -> str:
         return f"EventBatch(epoch={self.epoch}, kind={self.kind.value}, {self._size} events)"
+
+
+#: Inheritance of the built-in kinds (a registry of user kinds may add its own).
+_BUILT_IN_INHERITANCE: dict[str, str | None] = {
+    "attack": "horizontal",
+    "learn": "horizontal",
+    "clone": "vertical",
+    "melt": "vertical",
+    "respawn": "none",
+    "birth": None,
+    "death": None,
+}
+
+
+def inheritance_of(kind: EventKind | str) -> str | None:
+    """What an event kind passes on: "horizontal", "vertical", "none", or None (birth, death).
+
+    Read from the kind itself where it carries an ``inheritance`` attribute (registered kinds),
+    else from the built-in table; an unknown kind passes on nothing ("none").
+    """
+    registered = getattr(kind, "inheritance", _BUILT_IN_INHERITANCE)
+    if registered is not _BUILT_IN_INHERITANCE:
+        return registered
+    return _BUILT_IN_INHERITANCE.get(str(getattr(kind, "value", kind)), "none")
