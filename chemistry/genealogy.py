@@ -532,7 +532,7 @@ class Genealogy:
     def most_successful_lineages(
         self,
         k: int = 10,
-        status: str = "FIXPOINT",
+        status: str | None = "FIXPOINT",
         *,
         include_horizontal: bool = False,
     ) -> list[tuple[int, int]]:
@@ -546,7 +546,10 @@ class Genealogy:
 
         Args:
             k: how many lineages to return, at least 1.
-            status: the status to count, e.g. ``"FIXPOINT"`` (self-replicators).
+            status: the status to count, e.g. ``"FIXPOINT"`` (self-replicators); None counts
+                every particle (the lineages' sizes). The status of a dead particle is its
+                class at death. An empty list means no particle has that status (a soup without
+                self-replicators gives ``[]`` for the default; ask with ``status=None``).
             include_horizontal: also follow attack and learn edges.
 
         Returns:
@@ -558,14 +561,16 @@ class Genealogy:
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be an integer >= 1, got {k!r}")
-        status = _status_name(status)
+        status = None if status is None else _status_name(status)
         graph = self.graph
         follow = {EventKind.CLONE, EventKind.MELT}
         if include_horizontal:
             follow |= set(HORIZONTAL)
         view = self._view(follow)
         vertical = self._view(VERTICAL)
-        targets = [node for node, value in graph.nodes(data="status") if value == status]
+        targets = [
+            node for node, value in graph.nodes(data="status") if status in (None, value)
+        ]
         if not targets:
             return []
         bit_of = {node: 1 << position for position, node in enumerate(targets)}
@@ -612,10 +617,11 @@ class Genealogy:
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
         # A version is replaced at the epoch its successor is made ("never" for the last one).
-        order = np.lexsort((versions.k, versions.uid))
-        has_next = np.r_[versions.uid[order][1:] == versions.uid[order][:-1], False]
+        by_version = np.lexsort((versions.k, versions.uid))
+        uids = versions.uid[by_version]
+        has_next = np.r_[uids[1:] == uids[:-1], False]
         deadline = np.full(len(versions), span - 1, dtype=np.int64)
-        deadline[order[has_next]] = versions.epoch[order[1:][has_next[:-1]]]
+        deadline[by_version[has_next]] = versions.epoch[by_version[1:][has_next[:-1]]]
         found = np.searchsorted(keys, versions.uid * span + deadline, side="left") - 1
         valid = found >= 0
         rows = order[np.maximum(found, 0)]
