@@ -103,9 +103,13 @@ class ChunkedTable:
     def attach(self, directory: str | os.PathLike) -> None:
         """Stream to ``directory`` from now on; rows held in memory are written at once.
 
-        An existing table in the folder is replaced.
+        An existing table in the folder is replaced; attaching to the folder already attached
+        only flushes.
         """
         directory = Path(directory)
+        if self.directory is not None and self.directory.resolve() == directory.resolve():
+            self.flush(force_index=True)
+            return
         directory.mkdir(parents=True, exist_ok=True)
         if self.directory is not None and self._written_rows:
             self._pending.insert(0, self._read_written())

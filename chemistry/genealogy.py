@@ -277,6 +277,52 @@ class Genealogy:
         """Write the log's pending rows (with a directory attached)."""
         self.log.flush()
 
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Everything recorded, as numeric arrays and JSON-serialisable facts (for checkpoints).
+
+        :meth:`from_state` rebuilds an equal genealogy (same steps, classes and history).
+        """
+        log = self.log
+        arrays: dict[str, np.ndarray] = {}
+        for table in ("events", "classes"):
+            for column, values in log.tables[table].read().items():
+                arrays[f"{table}/{column}"] = values
+        for name in ("status", "epoch", "error"):
+            arrays[f"last/{name}"] = getattr(log, f"_last_{name}").copy()
+        meta: dict[str, Any] = {
+            "kinds": list(log.kind_names),
+            "statuses": list(log.status_names),
+            "steps": log.steps,
+            "class_updates": log.class_updates,
+        }
+        for table in ("step_data", "event_data"):
+            data = log.tables[table].read()
+            meta[table] = [data[c].tolist() for c in ("row", "name", "value")]
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, Any], meta: dict[str, Any]) -> Genealogy:
+        """The genealogy saved by :meth:`state` (arrays may be numpy arrays or CPU tensors)."""
+        genealogy = cls()
+        log = genealogy.log
+        for name in meta["kinds"]:
+            log.kind_code(name)
+        for name in meta["statuses"]:
+            log.status_code(name)
+        for table in ("events", "classes"):
+            columns = {
+                column: _numpy(arrays[f"{table}/{column}"]) for column in log.tables[table].columns
+            }
+            log.tables[table].append(**columns)
+        for table in ("step_data", "event_data"):
+            rows, names, values = meta[table]
+            log.tables[table].append(row=rows, name=names, value=values)
+        for name in ("status", "epoch", "error"):
+            setattr(log, f"_last_{name}", _numpy(arrays[f"last/{name}"]).copy())
+        log._steps = int(meta["steps"])
+        log.class_updates = int(meta["class_updates"])
+        return genealogy
+
     # ------------------------------------------------------------------ the graph
 
     @property
@@ -568,9 +614,7 @@ class Genealogy:
             follow |= set(HORIZONTAL)
         view = self._view(follow)
         vertical = self._view(VERTICAL)
-        targets = [
-            node for node, value in graph.nodes(data="status") if status in (None, value)
-        ]
+        targets = [node for node, value in graph.nodes(data="status") if status in (None, value)]
         if not targets:
             return []
         bit_of = {node: 1 << position for position, node in enumerate(targets)}

@@ -8,6 +8,9 @@ A run directory holds:
 ``metrics.csv``                             one row per collected epoch
 ``trajectories.npz``                        every recorded state with its epoch and particle id
 ``genealogy.graphml``, ``genealogy.json``   the genealogy graph (GraphML, node-link JSON)
+``phylogeny.csv``                           the phylogeny, ALife Data Standard (chemistry.alife)
+``events/``                                 the columnar event log, ``.npz`` chunks per table
+``trajectories/``                           the float32 weight states, ``.npz`` chunks per arch
 ``checkpoints/``                            ``epoch-XXXXXX.pt`` and ``index.json`` (checksums)
 ``figures/``                                PCA trajectories, counts over epochs, lineage graph
 ``manifest.json``                           written last: size and SHA-256 of every data file,
@@ -60,7 +63,13 @@ __all__ = [
 CONFIG_NAME = "config.toml"
 MANIFEST_NAME = "manifest.json"
 # Data files checked against the manifest (config.toml is meant to be read and edited by people).
-DATA_FILES = ("metrics.csv", "trajectories.npz", "genealogy.graphml", "genealogy.json")
+DATA_FILES = (
+    "metrics.csv",
+    "trajectories.npz",
+    "genealogy.graphml",
+    "genealogy.json",
+    "phylogeny.csv",
+)
 MARKERS = (CONFIG_NAME, "config.json", MANIFEST_NAME, "metrics.csv", "checkpoints")
 
 
@@ -121,6 +130,8 @@ def write_run(soup: Soup, config: RunConfig, directory: str | Path) -> dict[str,
 
     written["trajectories"] = write_atomically(directory / "trajectories.npz", save_arrays)
     genealogy = soup.genealogy
+    genealogy.attach(directory / "events")  # the columnar event log (a no-op if streamed)
+    written["phylogeny"] = genealogy.write_alife(directory / "phylogeny.csv")
     written["genealogy_graphml"] = genealogy.to_graphml(directory / "genealogy.graphml")
     written["genealogy_json"] = genealogy.to_node_link_json(directory / "genealogy.json")
     if config.record.figures:
@@ -249,6 +260,9 @@ def run_soup(
             module.save_checkpoint(soup, directory, resolved)
             saved_at = soup.epoch
 
+    # Stream the event log and the trajectories in chunks: bounded memory however long the run.
+    soup.genealogy_record.attach(Path(directory) / "events")
+    soup.trajectories.attach(Path(directory) / "trajectories")
     if soup.epoch == 0:
         save()
     while soup.epoch < config.epochs:

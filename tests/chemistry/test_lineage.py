@@ -121,7 +121,11 @@ def test_version_ancestors_are_exactly_the_replayed_influences(seed):
 def test_time_order_decides_influence():
     """A attacks B, then B attacks C: A reached C. The other order: it did not."""
     forward = [[birth(0, u) for u in (1, 2, 3)], [Event(1, ATTACK, 1, 2)], [Event(2, ATTACK, 2, 3)]]
-    backward = [[birth(0, u) for u in (1, 2, 3)], [Event(1, ATTACK, 2, 3)], [Event(2, ATTACK, 1, 2)]]
+    backward = [
+        [birth(0, u) for u in (1, 2, 3)],
+        [Event(1, ATTACK, 2, 3)],
+        [Event(2, ATTACK, 1, 2)],
+    ]
     assert (1, 0) in nx.ancestors(record(forward).version_graph(), (3, 1))
     assert (1, 0) not in nx.ancestors(record(backward).version_graph(), (3, 1))
     # within one call both attacks read the old weights: 1 does not reach 3
@@ -146,9 +150,11 @@ def test_version_nodes_carry_uid_epoch_kind_and_the_ancestry_query():
     assert set(genealogy.ancestry(2, epoch=2).nodes) == {(2, 0)}
     assert set(genealogy.ancestry(4).nodes) == {(4, 0), (2, 1), (2, 0), (1, 0)}
     assert genealogy.influencers(4) == {1: 1}
-    assert nx.dag_longest_path(graph) == [(1, 0), (2, 1), (4, 0)] or nx.dag_longest_path(
-        graph
-    ) == [(2, 0), (2, 1), (4, 0)]
+    assert nx.dag_longest_path(graph) == [(1, 0), (2, 1), (4, 0)] or nx.dag_longest_path(graph) == [
+        (2, 0),
+        (2, 1),
+        (4, 0),
+    ]
     assert nx.lowest_common_ancestor(graph, (4, 0), (2, 1)) == (2, 1)
     part = genealogy.version_graph(uid=1, epoch=0)
     assert set(part.nodes) == {(1, 0), (2, 1), (4, 0)}
@@ -241,7 +247,11 @@ def pd_na():
 
 
 def test_most_successful_lineages_ranks_by_size_without_a_status():
-    calls = [[birth(0, u) for u in (1, 2)], [Event(1, CLONE, 1, None, 3)], [Event(2, CLONE, 3, None, 4)]]
+    calls = [
+        [birth(0, u) for u in (1, 2)],
+        [Event(1, CLONE, 1, None, 3)],
+        [Event(2, CLONE, 3, None, 4)],
+    ]
     genealogy = record(calls)
     assert genealogy.most_successful_lineages(status=None) == [(1, 3), (2, 1)]
 
