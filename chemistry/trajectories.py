@@ -93,7 +93,7 @@ class Trajectories:
         self._tracks[name] = track
 
     def arrays(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(epochs [M], uids [M], weights [M, r] float32) of one architecture, in recording order."""
+        """(epochs [M], uids [M], weights [M, r] float32) of one architecture, in recorded order."""
         data = self._tracks[name].read()
         return data["epoch"], data["uid"], data["weights"]
 
