@@ -21,13 +21,12 @@ column             meaning
 from __future__ import annotations
 
 import csv
-import io
-import math
 import os
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 from chemistry.storage import write_text_atomically
 
@@ -47,31 +46,37 @@ COLUMNS = (
 )
 
 
-def write_alife(table: Any, birth_data: dict[int, dict[str, Any]], path: str | os.PathLike) -> Path:
-    """Write ``table`` (a :class:`chemistry.lineage.Particles`) as ``path``, atomically."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    errors = [("" if math.isnan(e) else repr(float(e))) for e in table.error.tolist()]
-    for i, uid in enumerate(table.uid.tolist()):
-        parents = table.parents[i]
-        data = birth_data.get(uid, {})
-        death = int(table.death[i])
-        writer.writerow(
-            (
-                uid,
-                "[" + (",".join(map(str, parents)) if parents else "none") + "]",
-                int(table.birth[i]),
-                death if death >= 0 else "inf",
-                table.status[i],
-                int(table.status_epoch[i]),
-                errors[i],
-                table.death_cause[i],
-                data.get("architecture", ""),
-                data.get("node", ""),
-            )
-        )
-    return write_text_atomically(Path(path), buffer.getvalue())
+def _text(values: np.ndarray) -> list[str]:
+    """Cells of an object column: "" for None, else the value as text."""
+    return ["" if v is None else str(v) for v in values.tolist()]
+
+
+def write_alife(table: Any, birth_data: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
+    """Write ``table`` (a :class:`chemistry.lineage.Particles`) as ``path``, atomically.
+
+    ``birth_data``: the birth event items per particle (``architecture``, ``node``), as
+    columns aligned with ``table``.
+    """
+    n = len(table.uid)
+    ancestors = [
+        '"[' + ",".join(map(str, p)) + ']"' if len(p) > 1 else f"[{p[0]}]" if p else "[none]"
+        for p in table.parents
+    ]
+    empty = np.full(n, None, dtype=object)
+    columns = [
+        [str(uid) for uid in table.uid.tolist()],
+        ancestors,
+        [str(epoch) for epoch in table.birth.tolist()],
+        [str(epoch) if epoch >= 0 else "inf" for epoch in table.death.tolist()],
+        list(table.status),
+        [str(epoch) for epoch in table.status_epoch.tolist()],
+        [f"{q:.9g}" if q == q else "" for q in table.error.tolist()],  # float32 round-trips
+        list(table.death_cause),
+        _text(birth_data.get("architecture", empty)),
+        _text(birth_data.get("node", empty)),
+    ]
+    lines = [",".join(COLUMNS), *map(",".join, zip(*columns, strict=True))]
+    return write_text_atomically(Path(path), "\n".join(lines) + "\n")
 
 
 def read_alife(path: str | os.PathLike) -> nx.DiGraph:

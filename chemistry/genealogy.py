@@ -767,7 +767,9 @@ class Genealogy:
         birth_data = self._birth_data(table)
         graph = nx.DiGraph()
         for i, uid in enumerate(table.uid.tolist()):
-            attributes: dict[str, Any] = dict(birth_data.get(uid, {}))
+            attributes: dict[str, Any] = {
+                name: values[i] for name, values in birth_data.items() if values[i] is not None
+            }
             if table.birth[i] >= 0:
                 attributes["birth"] = int(table.birth[i])
             if table.death[i] >= 0:
@@ -800,20 +802,27 @@ class Genealogy:
                 )
         return graph
 
-    def _birth_data(self, table: Particles) -> dict[int, dict[str, Any]]:
-        births = table.birth_event
+    def _birth_data(self, table: Particles) -> dict[str, np.ndarray]:
+        """The data items of each particle's birth event: ``{name: values [n]}`` (None: none)."""
         data = self.log.tables["event_data"].read()
-        order = np.argsort(births)
-        sorted_births = births[order]
-        at = np.searchsorted(sorted_births, data["row"])
-        at = np.minimum(at, len(sorted_births) - 1) if len(sorted_births) else at
-        hit = (sorted_births[at] == data["row"]) if len(sorted_births) else np.zeros(0, bool)
-        out: dict[int, dict[str, Any]] = {}
-        owners = table.uid[order[at[hit]]] if hit.any() else np.zeros(0, np.int64)
-        for uid, name, value in zip(
-            owners.tolist(), data["name"][hit].tolist(), data["value"][hit].tolist(), strict=True
-        ):
-            out.setdefault(uid, {})[name] = json.loads(value)
+        order = np.argsort(table.birth_event)
+        births = table.birth_event[order]
+        at = np.minimum(np.searchsorted(births, data["row"]), max(len(births) - 1, 0))
+        hit = births[at] == data["row"] if len(births) else np.zeros(len(data["row"]), bool)
+        owners = order[at[hit]]
+        names, values = data["name"][hit], data["value"][hit]
+        out: dict[str, np.ndarray] = {}
+        for name in np.unique(names).tolist():
+            mine = names == name
+            distinct, inverse = np.unique(values[mine], return_inverse=True)
+            decoded = np.empty(len(distinct) + 1, dtype=object)
+            try:  # the common case, integers (e.g. ``node``), without a JSON parse per value
+                decoded[:-1] = distinct.astype(np.int64).tolist()
+            except ValueError:
+                decoded[:-1] = [json.loads(v) for v in distinct.tolist()]
+            column = np.full(len(table.uid), None, dtype=object)
+            column[owners[mine]] = decoded[:-1][inverse]
+            out[name] = column
         return out
 
     def replicator_lineages(self, status: str = "FIXPOINT") -> dict[int, list[int]]:
@@ -833,7 +842,8 @@ class Genealogy:
 
     def write_alife(self, path: str | os.PathLike) -> Path:
         """Write the phylogeny as an ALife Data Standard CSV (see :mod:`chemistry.alife`)."""
-        return write_alife(self.particles(), self._birth_data(self.particles()), path)
+        table = self.particles()
+        return write_alife(table, self._birth_data(table), path)
 
     # ------------------------------------------------------------------ export / import
 
