@@ -49,7 +49,7 @@ import interactions.learn  # noqa: E402
 import interactions.self_train  # noqa: E402
 from chemistry import Soup  # noqa: E402
 from chemistry.threads import DEFAULT_THREADS  # noqa: E402
-from interactions import Attack, Learn, SelfTrain  # noqa: E402
+from interactions import Attack, Learn, Respawn, SelfTrain  # noqa: E402
 from particles import architectures  # noqa: E402
 from particles.bank import WeightBank  # noqa: E402
 
@@ -216,16 +216,61 @@ def bench_huge(particles: int, epochs: int, seed: int) -> dict[str, float]:
     }
 
 
+def current_rss_mb() -> float:
+    """Resident set size of this process now, in MiB (Linux ``/proc``; else the peak)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return peak_rss_mb()
+
+
+def bench_lineage(particles: int, epochs: int, seed: int) -> dict[str, float]:
+    """Genealogy and float32 trajectories streamed to a run directory: memory on top of the
+    soup. Attack(0.1) and Respawn, classes every epoch, every state recorded every epoch."""
+    soup = Soup([Attack(0.1), Respawn()], population=particles, rng=seed, record_every=1)
+    directory = Path(tempfile.mkdtemp(prefix="soup-lineage-"))
+    _LEFT_OVER.append(directory)
+    soup.genealogy_record.attach(directory / "events")
+    soup.trajectories.attach(directory / "trajectories")
+    weights_mb = sum(bank.weights.nbytes for bank in soup.banks.values()) / 2**20
+    baseline = current_rss_mb()
+    highest = baseline
+    start = time.perf_counter()
+    for _ in range(epochs):
+        soup.step()
+        highest = max(highest, current_rss_mb())
+    seconds = time.perf_counter() - start
+    end = time.perf_counter()
+    end_of_run(soup)
+    highest = max(highest, current_rss_mb())
+    on_disk = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file()) / 2**20
+    return {
+        "particles": particles,
+        "epochs": epochs,
+        "s_per_epoch": seconds / epochs,
+        "end_s": time.perf_counter() - end,
+        "weights_mb": weights_mb,
+        "baseline_mb": baseline,
+        "highest_mb": highest,
+        "events": len(soup.genealogy_record),
+        "states": len(soup.trajectories),
+        "disk_mb": on_disk,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in seconds")
-    parser.add_argument("--only", choices=["main", "long", "huge"], action="append")
+    parser.add_argument("--only", choices=["main", "long", "huge", "lineage"], action="append")
     parser.add_argument("--particles", type=int, default=10_000, help="main: particles")
     parser.add_argument("--epochs", type=int, default=50, help="main: timed epochs")
     parser.add_argument("--long-particles", type=int, default=1_000)
     parser.add_argument("--long-epochs", type=int, default=1_000)
     parser.add_argument("--huge-particles", type=int, default=100_000)
     parser.add_argument("--huge-epochs", type=int, default=3)
+    parser.add_argument("--lineage-particles", type=int, default=1_000_000)
+    parser.add_argument("--lineage-epochs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--threads", type=int, default=DEFAULT_THREADS, help="torch threads (0: torch's default)"
@@ -235,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         args.particles, args.epochs = 1_000, 5
         args.long_particles, args.long_epochs = 200, 50
         args.huge_particles, args.huge_epochs = 5_000, 2
+        args.lineage_particles, args.lineage_epochs = 5_000, 3
     if args.threads:
         torch.set_num_threads(args.threads)
     parts = args.only or ["huge", "main", "long"]
@@ -280,6 +326,19 @@ def main(argv: list[str] | None = None) -> int:
             f"events): {r['graph_wall']:.2f} s; share including it "
             f"{100 * r['share_wall_with_graph']:.1f} % wall, "
             f"{100 * r['share_cpu_with_graph']:.1f} % CPU"
+        )
+    if "lineage" in parts:
+        r = bench_lineage(args.lineage_particles, args.lineage_epochs, args.seed)
+        print(
+            f"[lineage] {r['particles']:,} ww particles, Attack(0.1) + Respawn, {r['epochs']} "
+            f"epochs, genealogy + float32 trajectories streamed to disk: "
+            f"{r['s_per_epoch']:.2f} s/epoch, end of run {r['end_s']:.1f} s"
+        )
+        print(
+            f"  {r['events']:,} events, {r['states']:,} states, {r['disk_mb']:,.0f} MiB on disk; "
+            f"RSS {r['baseline_mb']:,.0f} MiB after building the soup (weights "
+            f"{r['weights_mb']:,.0f} MiB), highest {r['highest_mb']:,.0f} MiB during the run: "
+            f"+{r['highest_mb'] - r['baseline_mb']:,.0f} MiB (target < 2 GB)"
         )
     if "long" in parts:
         r = bench_long(args.long_particles, args.long_epochs, args.seed)
