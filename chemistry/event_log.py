@@ -306,6 +306,36 @@ class EventLog(Sequence[Event]):
 
     # ------------------------------------------------------------------ streaming
 
+    @classmethod
+    def open(cls, directory: str | os.PathLike) -> EventLog:
+        """Reopen a log streamed to ``directory`` (see :meth:`attach`); it stays attached.
+
+        The last class of each particle is that of its last ``classes`` row (the epoch is that
+        of the row: when the class was last measured to change).
+
+        Raises:
+            ValueError: if a table folder is missing or damaged.
+        """
+        log = cls()
+        for name in TABLES:
+            log.tables[name] = ChunkedTable.open(Path(directory) / name)
+        for name in log.tables["events"].meta.get("kinds", []):
+            log.kind_code(name)
+        for name in log.tables["classes"].meta.get("statuses", []):
+            log.status_code(name)
+        log._steps = int(log.tables["events"].meta.get("steps", 0))
+        classes = log.tables["classes"].read()
+        if len(classes["uid"]):
+            order = np.arange(len(classes["uid"]))[::-1]
+            uids, last = np.unique(classes["uid"][order], return_index=True)
+            rows = order[last]
+            log._grow(int(uids.max()) + 1)
+            log._last_status[uids] = classes["status"][rows]
+            log._last_epoch[uids] = classes["epoch"][rows]
+            log._last_error[uids] = classes["error"][rows]
+            log.class_updates = 1
+        return log
+
     def attach(self, directory: str | os.PathLike) -> None:
         """Stream every table to ``directory/<table>/`` from now on (see ChunkedTable)."""
         for name, table in self.tables.items():

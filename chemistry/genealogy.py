@@ -269,6 +269,23 @@ class Genealogy:
 
     # ------------------------------------------------------------------ streaming
 
+    def use_log(self, log: EventLog) -> None:
+        """Take ``log`` (e.g. :meth:`EventLog.open` of a run's ``events/``) as the event log.
+
+        Its events must be those of the particle graph already built (same count), so the graph
+        is kept; the version DAG and phylogeny are read from ``log``.
+
+        Raises:
+            ValueError: if ``log`` holds another number of events.
+        """
+        if len(log) != len(self.log):
+            raise ValueError(
+                f"the event log holds {len(log)} events, the genealogy {len(self.log)}"
+            )
+        self.log = log
+        self._classes_applied = log.class_updates
+        self._versions = None
+
     def attach(self, directory: str | os.PathLike) -> None:
         """Stream the event log to ``directory`` (``events/``, ``classes/``, ...) from now on."""
         self.log.attach(directory)
@@ -696,6 +713,34 @@ class Genealogy:
                 reach(versions, np.array([seed]), forward=True),
             )
         return self._version_subgraph(keep)
+
+    def lineage_graph(self, uid: int, epoch: int | None = None) -> nx.MultiDiGraph:
+        """The particle graph of what shaped ``uid`` and what it shaped, time-respecting.
+
+        The particles with a version among the ancestors or descendants (in the version DAG) of
+        ``uid``'s version as of ``epoch`` (None: its last), and only the edges whose events are
+        links of that part of the DAG; a copy with every attribute.
+
+        Raises:
+            ValueError: if ``uid`` has no version at or before ``epoch``.
+        """
+        versions = self.versions()
+        seed = np.array([versions.current(int(uid), epoch)])
+        keep = np.union1d(reach(versions, seed, forward=False), reach(versions, seed, forward=True))
+        inside = np.zeros(len(versions), dtype=bool)
+        inside[keep] = True
+        links = inside[versions.source] & inside[versions.target]
+        events = set(versions.edge_event[links].tolist())
+        graph = self.graph
+        members = set(versions.uid[keep].tolist())
+        lineage = nx.MultiDiGraph()
+        lineage.add_nodes_from((n, graph.nodes[n]) for n in members if n in graph)
+        lineage.add_edges_from(
+            (u, v, k, d)
+            for u, v, k, d in graph.edges(keys=True, data=True)
+            if d["event"] in events and u in members and v in members
+        )
+        return lineage
 
     def _version_subgraph(self, keep: np.ndarray) -> nx.DiGraph:
         versions = self.versions()

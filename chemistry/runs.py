@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from chemistry.config import ConfigError, RunConfig, build_soup, load_config
+from chemistry.event_log import EventLog
 from chemistry.genealogy import Genealogy
 from chemistry.plots import plot_counts, plot_lineage, plot_trajectories
 from chemistry.soup import Soup
@@ -458,7 +459,11 @@ class RunDirectory:
         """The genealogy (from ``genealogy.json``)."""
         path = self.verify("genealogy.json")
         try:
-            return Genealogy.from_node_link_json(path)
+            genealogy = Genealogy.from_node_link_json(path)
+            if (self.path / "events" / "events" / "index.json").is_file():
+                # The streamed columnar log keeps the record calls (steps) the version DAG needs.
+                genealogy.use_log(EventLog.open(self.path / "events"))
+            return genealogy
         except Exception as error:  # json / networkx / our own checks
             raise RunFileError(
                 f"genealogy.json in {self.path} is truncated or damaged "
