@@ -1,34 +1,78 @@
-"""Who made whom: the genealogy of a soup, built only from the events its rules emit.
+"""Who made whom, and when: the genealogy of a soup, built only from the events its rules emit.
 
-:class:`Genealogy` records :class:`~interactions.events.Event` objects cheaply (an append per
-batch) and turns them into a ``networkx.MultiDiGraph`` only when :attr:`Genealogy.graph` is read,
-adding just the events recorded since the last read.
+The source of truth is the columnar event log (:class:`chemistry.event_log.EventLog`): rows
+``step, epoch, kind, actor, target, child`` recorded in batches (a few array copies per rule
+call), plus the classes measured (``classes``: a row when a particle's class is first measured
+or changes, and at its death). With a directory attached it streams there in ``.npz`` chunks.
+networkx views are built from it on demand:
 
-The graph (DESIGN.md, "Genealogy"):
+**Particle graph** (:attr:`Genealogy.graph`, ``nx.MultiDiGraph``; attacks go both ways, so it
+has cycles). Nodes are particle uids.
 
-* Nodes are particle unique ids (int). Attributes: ``birth`` (epoch, from a BIRTH event),
-  ``death`` (epoch, from a DEATH event; absent while alive), ``architecture`` (str), ``status``
-  and ``status_epoch`` (last class set by :meth:`Genealogy.set_status`), ``birth_event`` /
-  ``death_event`` (index of that event in :attr:`Genealogy.events`), plus any other scalar
-  data items of the BIRTH event. A node first mentioned by an edge but never born has no
-  ``birth``.
-* One edge per ATTACK / LEARN / CLONE / MELT / RESPAWN event:
+================= ======= ==========================================================================
+node attribute    type    meaning
+================= ======= ==========================================================================
+``birth``         int     epoch of its BIRTH event (absent if never recorded)
+``birth_event``   int     index of that event in :attr:`Genealogy.events`
+``architecture``  str     architecture name (BIRTH data; other BIRTH data items too, e.g. ``node``)
+``node``          int     topology node it was born on
+``death``         int     epoch of its DEATH event (absent while alive)
+``death_event``   int     index of that event
+``death_cause``   str     kind of the event that removed it: respawn, clone, melt (it was the
+                          victim), or death (a plain kill)
+``status``        str     class at death for the dead, else the last measured class
+``status_epoch``  int     epoch of that classification
+================= ======= ==========================================================================
 
-  ======== ================= ===============
-  kind     edge              ``inheritance``
-  ======== ================= ===============
-  attack   actor -> target   horizontal
-  learn    actor -> target   horizontal
-  clone    actor -> child    vertical
-  melt     actor -> child    vertical (one event per parent)
-  respawn  target -> child   none (the replaced particle to its replacement)
-  ======== ================= ===============
+One edge per event of a kind with an inheritance (``interactions.events.inheritance_of``):
+horizontal (attack, learn) ``actor -> target``; vertical (clone, melt: one event per parent)
+``actor -> child``; none (respawn) ``target -> child``.
 
-  Edge attributes: ``kind`` (the EventKind value), ``epoch``, ``inheritance``, ``event`` (index
-  of the event in :attr:`Genealogy.events`), ``replaced`` (for clone / melt events with a
-  ``target``: the particle the child replaced), plus the event's ``data`` items.
+================= ======= ==========================================================================
+edge attribute    type    meaning
+================= ======= ==========================================================================
+``kind``          str     the event kind
+``epoch``         int     when it happened
+``inheritance``   str     "horizontal", "vertical" or "none"
+``event``         int     index of the event in :attr:`Genealogy.events`
+``replaced``      int     clone / melt: the particle the child replaced (absent if none)
+other             scalar  the event's data items, e.g. ``overwritten`` (an attack whose result
+                          was lost to another attacker of the same target), ``steps`` (learn)
+================= ======= ==========================================================================
 
-Everything on the graph is an int, float, bool or str, so it survives GraphML and node-link
+**Version DAG** (:meth:`Genealogy.version_graph`, ``nx.DiGraph``, acyclic). Node ``(uid, k)`` is
+the k-th version of particle uid: k = 0 at birth, k + 1 after each event that changed its weights
+(an effective attack, a learn step, an in-place change). Events of one record call (one rule
+acting once) read the weights as they were before the call (SPEC D19).
+
+================= ======= ==========================================================================
+attribute         type    meaning
+================= ======= ==========================================================================
+node ``uid``      int     the particle
+node ``k``        int     version number
+node ``epoch``    int     epoch it was made
+node ``kind``     str     event that made it: birth, clone, melt, respawn, attack, learn, ... or
+                          ``unrecorded`` (a particle acting before any recorded birth)
+node ``event``    int     index of that event (-1: none)
+node ``status``   str     its class: the last one measured before it was replaced (absent if it
+                          was never measured)
+edge ``kind``     str     ``previous`` (its own earlier version), else the kind of the event
+                          through which the source version shaped it (attack, learn, clone, melt)
+edge ``epoch``    int     epoch of the target version
+edge ``event``    int     index of the event
+================= ======= ==========================================================================
+
+``nx.ancestors`` of a version are exactly the versions that could have influenced its weights;
+:meth:`Genealogy.ancestry`, :meth:`Genealogy.influencers`, :meth:`Genealogy.lineage_graph` ask it
+as of an epoch, and ``version_graph(uid, epoch)`` builds only the part a query touches.
+
+**Phylogeny** (:meth:`Genealogy.phylogeny`, ``nx.DiGraph``, a forest): an edge from each
+particle's first vertical parent; attributes ``birth``, ``death``, ``death_cause``, ``status``,
+``status_epoch``, ``error`` (fixpoint error q at that classification), ``parents`` (all vertical
+parents, comma-separated), the BIRTH data items; edges ``kind``, ``epoch``. Written as the ALife
+Data Standard CSV by :meth:`Genealogy.write_alife` (:mod:`chemistry.alife`).
+
+Everything on the graphs is an int, float, bool or str, so it survives GraphML and node-link
 JSON unchanged (:meth:`Genealogy.to_graphml`, :meth:`Genealogy.to_node_link_json`).
 """
 

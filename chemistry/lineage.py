@@ -244,20 +244,26 @@ def particle_table(log: EventLog) -> Particles:
     columns = log.columns()
     kinds, epochs = columns["kind"], columns["epoch"]
     actor, target, child = columns["actor"], columns["target"], columns["child"]
-    uids = np.unique(np.r_[actor, target, child, log.last_classes()[0]])
-    uids = uids[uids >= 0]
-    position = {int(u): i for i, u in enumerate(uids.tolist())}
+    known = log.last_classes()[0]
+    size = 1 + max(int(ids.max(initial=-1)) for ids in (actor, target, child, known))
+    present = np.zeros(size, dtype=bool)
+    for ids in (actor, target, child, known):
+        present[ids[ids >= 0]] = True
+    uids = np.flatnonzero(present)
+    index_of = np.full(size, -1, dtype=np.int64)
+    index_of[uids] = np.arange(len(uids))
     n = len(uids)
 
     def per_uid(mask: np.ndarray, who: np.ndarray, last: bool) -> np.ndarray:
         """Event index per uid of the first (or last) masked event naming it; -1 if none."""
-        out = np.full(n, -1, np.int64)
         rows = np.flatnonzero(mask)
         if last:
-            rows = rows[::-1]
-        found, first = np.unique(who[rows], return_index=True)
-        out[np.searchsorted(uids, found)] = rows[first]
-        return out
+            out = np.full(n, -1, np.int64)
+            np.maximum.at(out, index_of[who[rows]], rows)
+            return out
+        out = np.full(n, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(out, index_of[who[rows]], rows)
+        return np.where(out == np.iinfo(np.int64).max, -1, out)
 
     birth_event = per_uid((kinds == log.kind_code("birth")) & (child >= 0), child, last=True)
     death_event = per_uid((kinds == log.kind_code("death")) & (target >= 0), target, last=True)
@@ -267,8 +273,9 @@ def particle_table(log: EventLog) -> Particles:
     parents: list[list[int]] = [[] for _ in range(n)]
     vertical = np.flatnonzero((inherit == _VERTICAL) & (child >= 0) & (actor >= 0))
     for c, a in zip(child[vertical].tolist(), actor[vertical].tolist(), strict=True):
-        if a not in parents[position[c]]:
-            parents[position[c]].append(a)
+        mine = parents[index_of[c]]
+        if a not in mine:
+            mine.append(a)
     replaced = np.flatnonzero((inherit != _HORIZONTAL) & (target >= 0) & (child >= 0))
     replaced = replaced[target[replaced] != child[replaced]]
     is_cause = np.zeros(len(kinds), dtype=bool)
@@ -282,7 +289,7 @@ def particle_table(log: EventLog) -> Particles:
     status_epoch = np.full(n, -1, np.int64)
     error = np.full(n, np.nan, np.float32)
     known, codes, when, errors = log.last_classes()
-    at = np.searchsorted(uids, known)
+    at = index_of[known]
     status[at] = np.array(log.status_names, dtype=object)[codes]
     status_epoch[at] = when
     error[at] = errors
