@@ -462,7 +462,9 @@ class RunDirectory:
             genealogy = Genealogy.from_node_link_json(path)
             if (self.path / "events" / "events" / "index.json").is_file():
                 # The streamed columnar log keeps the record calls (steps) the version DAG needs.
-                genealogy.use_log(EventLog.open(self.path / "events"))
+                log = EventLog.open(self.path / "events")
+                if len(log) == len(genealogy):
+                    genealogy.use_log(log)
             return genealogy
         except Exception as error:  # json / networkx / our own checks
             raise RunFileError(

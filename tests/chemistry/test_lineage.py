@@ -321,3 +321,43 @@ def test_each_version_carries_the_class_it_had():
     assert graph.nodes[(2, 1)]["status"] == "ZERO"
     assert graph.nodes[(1, 0)]["status"] == "OTHER"  # its last measured class
     assert genealogy.graph.nodes[1]["status"] == "OTHER"
+
+
+def test_lineage_graph_keeps_only_time_respecting_relatives():
+    calls = [
+        [birth(0, u) for u in (1, 2, 3, 4)],
+        [Event(1, ATTACK, 1, 2)],
+        [Event(2, ATTACK, 2, 3)],
+        [Event(3, ATTACK, 4, 1)],  # after 1 shaped 2: 4 is no ancestor of 2 or 3
+    ]
+    genealogy = record(calls)
+    part = genealogy.lineage_graph(3)
+    assert set(part.nodes) == {1, 2, 3}
+    assert sorted((u, v) for u, v in part.edges()) == [(1, 2), (2, 3)]
+    assert set(genealogy.graph.nodes) == {1, 2, 3, 4}  # the structural graph links 4 to all
+    assert set(genealogy.lineage_graph(1, epoch=2).nodes) == {1, 2, 3}
+    assert set(genealogy.lineage_graph(1).nodes) == {1, 4}
+
+
+def test_replicator_lineages_follow_the_phylogeny_from_the_root():
+    calls = [[birth(0, u) for u in (1, 2)], [Event(1, CLONE, 1, 2, 3)], [Event(2, CLONE, 3, 1, 4)]]
+    genealogy = record(calls)
+    genealogy.set_status([3, 4], ["FIXPOINT", "FIXPOINT"], epoch=2)
+    genealogy.record([Event(2, DEATH, None, 3)])
+    assert genealogy.replicator_lineages() == {4: [1, 3, 4]}
+
+
+def test_lineage_command_draws_one_particle_as_of_an_epoch(tmp_path, capsys):
+    from chemistry.cli import main
+
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out), "--population", "6", "--epochs", "4"]) == 0
+    assert (out / "phylogeny.csv").is_file() and (out / "events" / "events").is_dir()
+    genealogy = Genealogy.from_node_link_json(out / "genealogy.json")
+    uid = max(genealogy.graph.nodes, key=lambda n: (genealogy.graph.degree(n), -n))
+    capsys.readouterr()
+    assert main(["lineage", str(out), "--particle", str(uid), "--epoch", "2"]) == 0
+    assert (out / "figures" / f"lineage_{uid}.png").is_file()
+    assert "as of epoch 2" not in capsys.readouterr().err
+    assert main(["lineage", str(out), "--particle", str(uid), "--epoch", "-5"]) == 2
+    assert "--epoch -5" in capsys.readouterr().err
