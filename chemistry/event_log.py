@@ -191,13 +191,15 @@ class EventLog(Sequence[Event]):
                     value=[json.dumps(v) for _, v in items],
                 )
         for name, values in (columns or {}).items():
-            values = values.tolist() if hasattr(values, "tolist") else list(values)
-            rows = [i for i, v in enumerate(values) if v is not None]
-            if rows:
+            if hasattr(values, "detach"):
+                values = values.detach().cpu().numpy()
+            array = np.asarray(values, dtype=object)  # None marks "no item" (one C loop)
+            rows = np.flatnonzero(np.not_equal(array, None))
+            if len(rows):
                 self.tables["event_data"].append(
-                    row=np.asarray(rows, dtype=np.int64) + start,
+                    row=rows + start,
                     name=np.full(len(rows), str(name)),
-                    value=[json.dumps(scalar(values[i])) for i in rows],
+                    value=[json.dumps(scalar(v)) for v in array[rows].tolist()],
                 )
 
     def record(self, events: Iterable[Event] | EventBatch) -> None:
