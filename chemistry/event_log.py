@@ -247,13 +247,20 @@ class EventLog(Sequence[Event]):
             child=[none if e.child is None else e.child for e in events],
         )
         rows, names, values = [], [], []
+        encoded: dict[tuple[type, Any], str] = {}  # JSON text of repeated values, made once
         for offset, event in enumerate(events):
             for name, value in event.data.items():
-                value = scalar(value)
-                if value is not None:
-                    rows.append(first + offset)
-                    names.append(str(name))
-                    values.append(json.dumps(value))
+                if type(value) is int:
+                    text = str(value)
+                else:
+                    value = scalar(value)
+                    if value is None:
+                        continue
+                    key = (type(value), value)
+                    text = encoded.get(key) or encoded.setdefault(key, json.dumps(value))
+                rows.append(first + offset)
+                names.append(str(name))
+                values.append(text)
         if rows:
             self.tables["event_data"].append(row=rows, name=names, value=values)
 
