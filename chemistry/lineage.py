@@ -241,7 +241,7 @@ class Particles:
 
 def particle_table(log: EventLog) -> Particles:
     """Births, deaths, parents, causes of death and last classes, per particle, from the log."""
-    columns = log.columns()
+    columns = log.tables["events"].read(["epoch", "kind", "actor", "target", "child"])
     kinds, epochs = columns["kind"], columns["epoch"]
     actor, target, child = columns["actor"], columns["target"], columns["child"]
     known = log.last_classes()[0]
