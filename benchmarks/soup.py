@@ -1,6 +1,6 @@
 """Soup benchmark: epochs per second, time outside the particle kernel, long runs, big soups.
 
-Three measurements (issue "The soup"):
+Four measurements (issues "The soup", "Lineage analysis"):
 
 1. ``main``: a soup of 10,000 weightwise particles with Attack(0.1), Learn(0.1) and SelfTrain(10)
    per epoch, genealogy and data collection on. Prints epochs per second and the share of time
@@ -12,8 +12,13 @@ Three measurements (issue "The soup"):
    peak resident memory (``resource.getrusage``). Target: runs without exhausting memory.
 
 The main line also reports, separately, the time of ``WeightBank`` row reads and writes (in
-``particles`` but data movement, not math) and of building the genealogy's networkx graph once
-at the end (the graph is built lazily, when first read). Times are given as wall time and as
+``particles`` but data movement, not math) and the genealogy's end-of-run work as a run
+directory does it (``phylogeny.csv`` and the columnar event log written; networkx views are
+built on demand, not at the end of a run).
+
+4. ``lineage``: 1,000,000 particles, Attack(0.1) and Respawn, 100 epochs, the genealogy and
+   every float32 state streamed to a temporary run directory; prints the memory on top of the
+   soup during the run and at its peak including the end of run. Target: < 2 GB. Times are given as wall time and as
 process CPU time; on a busy machine the CPU figures are the steadier ones. Like the command
 line (``chemistry.threads``), the benchmark runs torch on one thread unless ``--threads`` says
 otherwise (``--threads 0``: torch's default of one per core, much slower for these small
@@ -168,8 +173,8 @@ def end_of_run(soup: Soup) -> None:
     """The genealogy's end-of-run work of a run directory: the columnar event log written out
     and ``phylogeny.csv`` (networkx views are built on demand, not at the end of a run)."""
     directory = Path(tempfile.mkdtemp(prefix="soup-bench-"))
-    soup.genealogy.attach(directory / "events")
     soup.genealogy.write_alife(directory / "phylogeny.csv")
+    soup.genealogy.attach(directory / "events")
     _LEFT_OVER.append(directory)  # deleted at exit, outside the timed region
 
 

@@ -131,8 +131,8 @@ def write_run(soup: Soup, config: RunConfig, directory: str | Path) -> dict[str,
 
     written["trajectories"] = write_atomically(directory / "trajectories.npz", save_arrays)
     genealogy = soup.genealogy
-    genealogy.attach(directory / "events")  # the columnar event log (a no-op if streamed)
     written["phylogeny"] = genealogy.write_alife(directory / "phylogeny.csv")
+    genealogy.attach(directory / "events")  # the columnar event log (a flush if streamed)
     written["genealogy_graphml"] = genealogy.to_graphml(directory / "genealogy.graphml")
     written["genealogy_json"] = genealogy.to_node_link_json(directory / "genealogy.json")
     if config.record.figures:
