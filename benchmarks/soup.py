@@ -16,7 +16,7 @@ The main line also reports, separately, the time of ``WeightBank`` row reads and
 directory does it (``phylogeny.csv`` and the columnar event log written; networkx views are
 built on demand, not at the end of a run).
 
-4. ``lineage``: 1,000,000 particles, Attack(0.1) and Respawn, 100 epochs, the genealogy and
+4. ``lineage`` (only with ``--only lineage``: tens of minutes): 1,000,000 particles, Attack(0.1) and Respawn, 100 epochs, the genealogy and
    every float32 state streamed to a temporary run directory; prints the memory on top of the
    soup during the run and at its peak including the end of run. Target: < 2 GB. Times are given as wall time and as
 process CPU time; on a busy machine the CPU figures are the steadier ones. Like the command
