@@ -28,7 +28,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from chemistry.storage import write_text_atomically
+from chemistry.storage import write_atomically
 
 __all__ = ["COLUMNS", "write_alife", "read_alife"]
 
@@ -51,32 +51,47 @@ def _text(values: np.ndarray) -> list[str]:
     return ["" if v is None else str(v) for v in values.tolist()]
 
 
+#: Rows formatted and written at a time: bounded memory for millions of particles.
+ROWS_PER_BLOCK = 65536
+
+
 def write_alife(table: Any, birth_data: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
     """Write ``table`` (a :class:`chemistry.lineage.Particles`) as ``path``, atomically.
 
     ``birth_data``: the birth event items per particle (``architecture``, ``node``), as
-    columns aligned with ``table``.
+    columns aligned with ``table``. Rows are formatted a block at a time.
     """
     n = len(table.uid)
-    ancestors = [
-        '"[' + ",".join(map(str, p)) + ']"' if len(p) > 1 else f"[{p[0]}]" if p else "[none]"
-        for p in table.parents
-    ]
     empty = np.full(n, None, dtype=object)
-    columns = [
-        [str(uid) for uid in table.uid.tolist()],
-        ancestors,
-        [str(epoch) for epoch in table.birth.tolist()],
-        [str(epoch) if epoch >= 0 else "inf" for epoch in table.death.tolist()],
-        list(table.status),
-        [str(epoch) for epoch in table.status_epoch.tolist()],
-        [f"{q:.9g}" if q == q else "" for q in table.error.tolist()],  # float32 round-trips
-        list(table.death_cause),
-        _text(birth_data.get("architecture", empty)),
-        _text(birth_data.get("node", empty)),
-    ]
-    lines = [",".join(COLUMNS), *map(",".join, zip(*columns, strict=True))]
-    return write_text_atomically(Path(path), "\n".join(lines) + "\n")
+    architecture = birth_data.get("architecture", empty)
+    node = birth_data.get("node", empty)
+
+    def block(lo: int, hi: int) -> str:
+        ancestors = [
+            '"[' + ",".join(map(str, p)) + ']"' if len(p) > 1 else f"[{p[0]}]" if p else "[none]"
+            for p in (table.parents.get(i, ()) for i in range(lo, hi))
+        ]
+        columns = [
+            [str(uid) for uid in table.uid[lo:hi].tolist()],
+            ancestors,
+            [str(epoch) for epoch in table.birth[lo:hi].tolist()],
+            [str(epoch) if epoch >= 0 else "inf" for epoch in table.death[lo:hi].tolist()],
+            list(table.status[lo:hi]),
+            [str(epoch) for epoch in table.status_epoch[lo:hi].tolist()],
+            [f"{q:.9g}" if q == q else "" for q in table.error[lo:hi].tolist()],  # exact float32
+            list(table.death_cause[lo:hi]),
+            _text(architecture[lo:hi]),
+            _text(node[lo:hi]),
+        ]
+        return "".join(",".join(row) + "\n" for row in zip(*columns, strict=True))
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            handle.write(",".join(COLUMNS) + "\n")
+            for lo in range(0, n, ROWS_PER_BLOCK):
+                handle.write(block(lo, min(lo + ROWS_PER_BLOCK, n)))
+
+    return write_atomically(Path(path), write)
 
 
 def read_alife(path: str | os.PathLike) -> nx.DiGraph:

@@ -869,12 +869,12 @@ class Genealogy:
                 attributes["status_epoch"] = int(table.status_epoch[i])
             if not np.isnan(table.error[i]):
                 attributes["error"] = float(table.error[i])
-            if table.parents[i]:
+            if i in table.parents:
                 attributes["parents"] = ",".join(map(str, table.parents[i]))
             graph.add_node(uid, **attributes)
         columns = self.log.columns()
         for i, uid in enumerate(table.uid.tolist()):
-            if table.parents[i]:
+            if i in table.parents:
                 graph.add_edge(table.parents[i][0], uid)
         vertical = [
             code

@@ -222,7 +222,8 @@ class Particles:
     """One row per particle uid ever mentioned (ascending ``uid``).
 
     ``birth`` / ``death``: epochs (-1: not recorded / alive); ``birth_event`` / ``death_event``:
-    event indices (-1: none); ``parents``: vertical parents in recording order;
+    event indices (-1: none); ``parents``: row -> vertical parents in recording order (rows
+    without parents are absent);
     ``death_cause``: kind of the event that removed it ("death" for a plain kill, "" alive);
     ``status`` / ``status_epoch`` / ``error``: last measured class ("" none), when, and its q.
     """
@@ -232,7 +233,7 @@ class Particles:
     death: np.ndarray
     birth_event: np.ndarray
     death_event: np.ndarray
-    parents: list[list[int]]
+    parents: dict[int, list[int]]
     death_cause: list[str]
     status: np.ndarray
     status_epoch: np.ndarray
@@ -270,10 +271,10 @@ def particle_table(log: EventLog) -> Particles:
     birth = np.where(birth_event >= 0, epochs[np.maximum(birth_event, 0)], -1)
     death = np.where(death_event >= 0, epochs[np.maximum(death_event, 0)], -1)
     inherit = _inheritance_codes(log.kind_names)[kinds] if len(kinds) else np.zeros(0, np.int8)
-    parents: list[list[int]] = [[] for _ in range(n)]
+    parents: dict[int, list[int]] = {}
     vertical = np.flatnonzero((inherit == _VERTICAL) & (child >= 0) & (actor >= 0))
     for c, a in zip(child[vertical].tolist(), actor[vertical].tolist(), strict=True):
-        mine = parents[index_of[c]]
+        mine = parents.setdefault(int(index_of[c]), [])
         if a not in mine:
             mine.append(a)
     replaced = np.flatnonzero((inherit != _HORIZONTAL) & (target >= 0) & (child >= 0))
