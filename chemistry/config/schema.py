@@ -30,25 +30,25 @@ respawn, 100 epochs)::
     type = "attack"     # attack | learn | self_train | self_apply | respawn | clone | melt
     chance = 0.1
 
-Every table accepts exactly the keys listed in ``TOP_LEVEL``, ``RECORD``, ``TOPOLOGIES``,
-``architecture_keys`` and ``RULES``: an unknown key is an error naming it, where it was and the
-closest valid key; a value of the wrong type or out of range is an error naming the key, the value
-and what is allowed. :meth:`RunConfig.to_dict` returns the resolved configuration with every
-default filled in (preset values written out), and :meth:`RunConfig.to_toml` writes it as TOML
-that ``chemistry run`` reads back to the same configuration.
+A ``[[rules]]`` table takes its rule's constructor arguments as keys (``interactions.RULES``:
+every rule class with a ``name``; a user's rule module is listed in a top-level
+``plugins = ["my_rules.py"]``). Every other table accepts exactly the keys listed in
+``TOP_LEVEL``, ``RECORD``, ``TOPOLOGIES`` and ``architecture_keys``: an unknown key is an error
+naming it, where it was and the closest valid key; a value of the wrong type or out of range is
+an error naming the key, the value and what is allowed. :meth:`RunConfig.to_dict` returns the
+resolved configuration with every default filled in (a rule argument whose default is None, such
+as a training rule's ``lr``, is decided by the soup's preset and left out), and
+:meth:`RunConfig.to_toml` writes it as TOML that ``chemistry run`` reads back to the same
+configuration.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
-import inspect
-import json
 import math
-import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,25 +56,28 @@ from typing import Any
 import networkx as nx
 import torch
 
+from chemistry.config.errors import VALUE_ALIASES, ConfigError, closest
+from chemistry.config.errors import toml_value as _toml_value
+from chemistry.config.errors import type_name as _type_name
+from chemistry.config.migrate import migrate_rule
+from chemistry.config.parameters import Parameter, parameters_of
+from chemistry.config.plugins import import_plugin, resolve_plugin, rule_class
 from chemistry.soup import SCHEDULES, Soup
 from chemistry.topology import Topology
-from interactions import Attack, Interaction, Learn, Melt, NoisyClone, Respawn, SelfApply, SelfTrain
-from interactions.base import PAIR_MODES
-from particles import ACTIVATIONS, ARCHITECTURES, MODES, PRESETS, Architecture
+from interactions import RULES, Interaction
+from particles import ACTIVATIONS, ARCHITECTURES, PRESETS, Architecture
 from particles import architectures as _architectures
-from particles.measures import NOISES
 
 __all__ = [
     "DTYPES",
     "RECORD",
     "RULES",
+    "rule_parameters",
     "TOP_LEVEL",
     "TOPOLOGIES",
     "ConfigError",
     "Key",
-    "RuleType",
     "RunConfig",
-    "apply_overrides",
     "architecture_keys",
     "build_rules",
     "build_soup",
@@ -90,10 +93,6 @@ DEFAULT_RULES = (
     {"type": "self_train", "steps": 30},
     {"type": "respawn"},
 )
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be run; the message names the key, the value and the fix."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -146,44 +145,6 @@ class Key:
         return "a string"
 
 
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__}"
-
-
-def _normalise(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def closest(
-    name: Any, valid: list[str] | tuple[str, ...], aliases: Mapping[str, str] = {}
-) -> str | None:
-    """The valid name closest to ``name`` (same letters ignoring case and _-, an alias, or
-    ``difflib.get_close_matches``), or None."""
-    if not isinstance(name, str):
-        return None
-    for candidate in valid:
-        if _normalise(candidate) == _normalise(name):
-            return candidate
-    if _normalise(name) in aliases:
-        return aliases[_normalise(name)]
-    matches = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
-    if not matches:
-        matches = difflib.get_close_matches(name.lower(), list(valid), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
 def _check(key: Key, value: Any, where: str) -> Any:
     """The checked (and normalised) value of ``key``; ConfigError naming key, value and rule."""
 
@@ -221,31 +182,13 @@ def _check(key: Key, value: Any, where: str) -> Any:
     if not isinstance(value, str):
         raise fail(f"is {_type_name(value)}")
     if kind == "choice" and value not in key.choices:
-        suggestion = closest(value, key.choices, _VALUE_ALIASES)
+        suggestion = closest(value, key.choices, VALUE_ALIASES)
         hint = f" (did you mean {_toml_value(suggestion)}?)" if suggestion else ""
         raise ConfigError(
             f"{where}: {key.name} = {_toml_value(value)} is not allowed{hint}; "
             f"it must be {key.allowed()}"
         )
     return value
-
-
-_VALUE_ALIASES = {
-    "weightwise": "ww",
-    "aggregating": "agg",
-    "aggregate": "agg",
-    "recurrent": "rnn",
-    "fourier": "fft",
-    "noisyclone": "clone",
-    "none": "linear",
-    "identity": "linear",
-    "float": "float32",
-    "double": "float64",
-    "wellmixed": "complete",
-    "smallworld": "small_world",
-    "torus": "grid",
-    "cliques": "disjoint_cliques",
-}
 
 
 def _check_keys(table: Any, valid: list[str], where: str) -> dict[str, Any]:
@@ -265,7 +208,6 @@ def _check_keys(table: Any, valid: list[str], where: str) -> dict[str, Any]:
 _KEY_ALIASES = {
     "probability": "chance",
     "rate": "chance",
-    "trainingmode": "mode",  # self_train's training mode is "mode"
     "learningrate": "lr",
     "kind": "type",
     "rule": "type",
@@ -317,10 +259,6 @@ def _ordinal(n: int) -> str:
 
 # ----------------------------------------------------------------------------------------------
 # The schema
-
-
-def _default_of(cls: type, name: str) -> Any:
-    return inspect.signature(cls.__init__).parameters[name].default
 
 
 TOP_LEVEL: tuple[Key, ...] = (
@@ -435,9 +373,16 @@ TOPOLOGIES: dict[str, tuple[Key, ...]] = {
 }
 
 
-def architecture_keys(name: str) -> tuple[Key, ...]:
-    """The keys of a ``[[population]]`` entry of architecture ``name``: its dataclass fields."""
+def rule_parameters(cls: type[Interaction]) -> tuple[Parameter, ...]:
+    """The keys of a ``[[rules]]`` table of rule class ``cls``: its constructor's arguments."""
+    return parameters_of(cls)
+
+
+def architecture_keys(name: str, preset: str | None = None) -> tuple[Key, ...]:
+    """The keys of a ``[[population]]`` entry of architecture ``name``: its dataclass fields
+    (with ``preset``, the preset's initialisation and encoding as defaults)."""
     cls = ARCHITECTURES[name]
+    settings = PRESETS[preset].architecture_options(cls) if preset is not None else {}
     activations = tuple(k for k in ACTIVATIONS if k is not None)
     known_choices = {
         "init_scheme": getattr(_architectures, "INITS", ()),
@@ -452,7 +397,7 @@ def architecture_keys(name: str) -> tuple[Key, ...]:
     for item in dataclasses.fields(cls):
         if not item.init:
             continue
-        default = item.default
+        default = settings.get(item.name, item.default)
         if item.name in ("activation", "output_activation"):
             keys.append(
                 Key(
@@ -475,174 +420,6 @@ def architecture_keys(name: str) -> tuple[Key, ...]:
     return tuple(keys)
 
 
-@dataclass(frozen=True)
-class RuleType:
-    """A rule a configuration can name: its keys and how to make the ``Interaction``."""
-
-    name: str
-    cls: type[Interaction]
-    keys: tuple[Key, ...]
-    make: Callable[[dict[str, Any]], Interaction]
-    doc: str
-
-
-def _preset_lr(context: dict) -> float:
-    return context["preset"].lr
-
-
-def _preset_mode(context: dict) -> str:
-    return context["preset"].mode
-
-
-def _pair_keys(cls: type, chance_doc: str, *, allow_self: bool = True) -> tuple[Key, ...]:
-    keys = (
-        Key("chance", "probability", doc=chance_doc),
-        Key(
-            "mode",
-            "choice",
-            _default_of(cls, "mode"),
-            choices=PAIR_MODES,
-            doc="per_particle: every particle acts with the chance; single: one pair per epoch",
-        ),
-    )
-    if allow_self:
-        keys += (Key("allow_self", "bool", False, doc="a particle may pick itself as partner"),)
-    return keys
-
-
-RULES: dict[str, RuleType] = {
-    "attack": RuleType(
-        "attack",
-        Attack,
-        _pair_keys(Attack, "attack chance α"),
-        lambda v: Attack(v["chance"], mode=v["mode"], allow_self=v["allow_self"]),
-        "an attacker rewrites a neighbour's weights, M ← N ◁ M (R1)",
-    ),
-    "learn": RuleType(
-        "learn",
-        Learn,
-        (
-            Key("chance", "probability", doc="learning chance λ"),
-            Key(
-                "severity",
-                "int",
-                _default_of(Learn, "severity"),
-                minimum=0,
-                doc="training steps s per event",
-            ),
-            Key(
-                "lr",
-                "number",
-                _preset_lr,
-                positive=True,
-                doc="learning rate (default: the preset's)",
-            ),
-            Key(
-                "training_mode",
-                "choice",
-                _preset_mode,
-                choices=MODES,
-                doc="full_batch or per_sample SGD (default: the preset's)",
-            ),
-            *_pair_keys(Learn, "")[1:],
-        ),
-        lambda v: Learn(
-            v["chance"],
-            v["severity"],
-            lr=v["lr"],
-            training_mode=v["training_mode"],
-            mode=v["mode"],
-            allow_self=v["allow_self"],
-        ),
-        "a learner trains on a neighbour's weights, M ⇜ N (R2)",
-    ),
-    "self_train": RuleType(
-        "self_train",
-        SelfTrain,
-        (
-            Key("steps", "int", minimum=0, doc="self-training steps A per epoch"),
-            Key(
-                "lr",
-                "number",
-                _preset_lr,
-                positive=True,
-                doc="learning rate (default: the preset's)",
-            ),
-            Key(
-                "mode",
-                "choice",
-                _preset_mode,
-                choices=MODES,
-                doc="full_batch or per_sample SGD (default: the preset's)",
-            ),
-        ),
-        lambda v: SelfTrain(v["steps"], lr=v["lr"], mode=v["mode"]),
-        "every particle trains on itself, N ⇜ N (R3)",
-    ),
-    "self_apply": RuleType(
-        "self_apply",
-        SelfApply,
-        (
-            Key(
-                "times",
-                "int",
-                _default_of(SelfApply, "times"),
-                minimum=0,
-                doc="self-applications per epoch",
-            ),
-        ),
-        lambda v: SelfApply(v["times"]),
-        "every particle replaces its weights by its own application, N ← N ◁ N",
-    ),
-    "respawn": RuleType(
-        "respawn",
-        Respawn,
-        (
-            Key("divergent", "bool", True, doc="replace divergent particles"),
-            Key("zero", "bool", True, doc="replace particles with max|w| <= eps"),
-            Key(
-                "eps",
-                "number",
-                lambda context: context["eps"],
-                positive=True,
-                doc="size threshold of the zero test (default: the run's eps)",
-            ),
-        ),
-        lambda v: Respawn(v["divergent"], v["zero"], v["eps"]),
-        "replace divergent and zero particles by fresh ones (R4)",
-    ),
-    "clone": RuleType(
-        "clone",
-        NoisyClone,
-        (
-            Key("chance", "probability", doc="cloning chance κ"),
-            Key("scale", "number", minimum=0, doc="noise scale ζ >= 0"),
-            Key(
-                "noise",
-                "choice",
-                _default_of(NoisyClone, "noise"),
-                choices=NOISES,
-                doc="noise kind",
-            ),
-            *_pair_keys(NoisyClone, "", allow_self=False)[1:],
-            Key("grow", "bool", False, doc="put the child on a free node instead of the victim's"),
-        ),
-        lambda v: NoisyClone(
-            v["chance"], v["scale"], noise=v["noise"], mode=v["mode"], grow=v["grow"]
-        ),
-        "a parent puts a noisy copy of itself in place of a neighbour (R6)",
-    ),
-    "melt": RuleType(
-        "melt",
-        Melt,
-        (
-            *_pair_keys(Melt, "melting chance μ", allow_self=False),
-            Key("grow", "bool", False, doc="put the child on a free node instead of a victim's"),
-        ),
-        lambda v: Melt(v["chance"], mode=v["mode"], grow=v["grow"]),
-        "two neighbouring parents make a crossover child in place of a third particle (R5)",
-    ),
-}
 # Canonical order of SPEC D18, used when a command-line flag adds a rule.
 CANONICAL_ORDER = ("attack", "learn", "self_train", "respawn")
 
@@ -725,13 +502,13 @@ class RuleConfig:
 
     def build(self) -> Interaction:
         """The Interaction object."""
-        return RULES[self.type].make(self.params)
+        return rule_class(self.type, "[[rules]]")(**self.params)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, **self.params}
 
     def describe(self) -> str:
-        """One line, e.g. ``attack(chance=0.1, mode=per_particle, allow_self=false)``."""
+        """One line, e.g. ``attack(chance=0.1, pairing=per_particle, allow_self=false)``."""
         shown = ", ".join(f"{k}={_plain(v)}" for k, v in self.params.items())
         return f"{self.type}({shown})"
 
@@ -762,6 +539,7 @@ class RunConfig:
     eps: float = 1e-4
     schedule: str = "synchronous"
     description: str = ""
+    plugins: tuple[str, ...] = ()
     record: RecordConfig = field(default_factory=RecordConfig)
     population: tuple[PopulationEntry, ...] = ()
     topology: TopologyConfig = field(default_factory=TopologyConfig)
@@ -788,9 +566,10 @@ class RunConfig:
         """
         data = _check_keys(
             dict(data) if isinstance(data, Mapping) else data,
-            [k.name for k in TOP_LEVEL] + list(SECTIONS),
+            [k.name for k in TOP_LEVEL] + ["plugins"] + list(SECTIONS),
             "at the top level",
         )
+        plugins = _parse_plugins(data.get("plugins", []), base)
         first = tuple(key for key in TOP_LEVEL if key.name != "eps")
         top = _read(data, first, "at the top level", {})
         context: dict[str, Any] = {"preset": PRESETS[top["preset"]], "seed": top["seed"]}
@@ -809,7 +588,7 @@ class RunConfig:
             )
         )
         population = tuple(
-            _parse_population(entry, index)
+            _parse_population(entry, index, top["preset"])
             for index, entry in enumerate(
                 _array_of_tables(data.get("population", list(DEFAULT_POPULATION)), "population"), 1
             )
@@ -833,13 +612,14 @@ class RunConfig:
         context["population"] = total
         topology = _parse_topology(data.get("topology", {}), context, base)
         rules = tuple(
-            _parse_rule(entry, index, context)
+            _parse_rule(entry, index)
             for index, entry in enumerate(
                 _array_of_tables(data.get("rules", list(DEFAULT_RULES)), "rules"), 1
             )
         )
         return cls(
             **top,
+            plugins=plugins,
             record=record,
             population=population,
             topology=topology,
@@ -887,6 +667,7 @@ class RunConfig:
                 population=self.build_population(),
                 topology=self.build_topology(),
                 rng=self.seed,
+                preset=self.preset,
                 device=self.device,
                 dtype=DTYPES[self.dtype],
                 eps=self.eps,
@@ -904,6 +685,8 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration: plain TOML/JSON types, every default filled in."""
         data: dict[str, Any] = {key.name: getattr(self, key.name) for key in TOP_LEVEL}
+        if self.plugins:
+            data["plugins"] = list(self.plugins)
         data["record"] = dataclasses.asdict(self.record)
         data["topology"] = self.topology.to_dict()
         data["population"] = [entry.to_dict() for entry in self.population]
@@ -915,6 +698,8 @@ class RunConfig:
         data = self.to_dict()
         lines = [f"# {line}" if line else "#" for line in header.splitlines()]
         lines += [f"{key.name} = {_toml_value(data[key.name])}" for key in TOP_LEVEL]
+        if self.plugins:
+            lines.append(f"plugins = {_toml_value(data['plugins'])}")
         if not data["rules"]:
             lines.append("rules = []")
         for section in ("record", "topology"):
@@ -930,7 +715,7 @@ class RunConfig:
         """A few readable lines describing the run (for ``chemistry info``)."""
         population = " + ".join(
             f"{entry.count} {entry.architecture}"
-            + (f" ({_plain_options(entry)})" if _plain_options(entry) else "")
+            + (f" ({options})" if (options := _plain_options(entry, self.preset)) else "")
             for entry in self.population
         )
         topology = ", ".join(f"{k}={_plain(v)}" for k, v in self.topology.params.items())
@@ -965,9 +750,9 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def _plain_options(entry: PopulationEntry) -> str:
+def _plain_options(entry: PopulationEntry, preset: str) -> str:
     """The options of a population entry that differ from the architecture's defaults."""
-    defaults = {k.name: k.default for k in architecture_keys(entry.architecture)}
+    defaults = {k.name: k.default for k in architecture_keys(entry.architecture, preset)}
     return ", ".join(f"{k}={_plain(v)}" for k, v in entry.options.items() if defaults.get(k) != v)
 
 
@@ -996,13 +781,26 @@ def _check_device(device: str, *, available: bool = False) -> None:
         )
 
 
-def _parse_population(entry: Any, index: int) -> PopulationEntry:
+def _parse_plugins(value: Any, base: str | Path | None) -> tuple[str, ...]:
+    """The resolved plugins, each imported (so that its rules are registered)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(
+            f"at the top level: plugins = {_toml_value(value)} is not allowed; it must be an "
+            'array of module names or .py files (relative to the config file), e.g. ["rules.py"]'
+        )
+    plugins = tuple(dict.fromkeys(resolve_plugin(plugin, base) for plugin in value))
+    for plugin in plugins:
+        import_plugin(plugin)
+    return plugins
+
+
+def _parse_population(entry: Any, index: int, preset: str) -> PopulationEntry:
     where = f"[[population]] #{index}"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} must be a table, got {_type_name(entry)} {_toml_value(entry)}")
     name_key = architecture_keys("ww")[0]
     name = _check(name_key, entry.get("architecture", name_key.default), where)
-    keys = architecture_keys(name)
+    keys = architecture_keys(name, preset)
     where = f"[[population]] #{index} (architecture = {_toml_value(name)})"
     values = _read(_check_keys(entry, [k.name for k in keys], where), keys, where, {})
     values.pop("architecture")
@@ -1066,7 +864,7 @@ def _parse_topology(table: Any, context: dict, base: str | Path | None) -> Topol
     return topology
 
 
-def _parse_rule(entry: Any, index: int, context: dict) -> RuleConfig:
+def _parse_rule(entry: Any, index: int) -> RuleConfig:
     where = f"[[rules]] #{index}"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} must be a table, got {_type_name(entry)} {_toml_value(entry)}")
@@ -1075,43 +873,34 @@ def _parse_rule(entry: Any, index: int, context: dict) -> RuleConfig:
             f"{where}: missing key 'type'; it must be one of "
             + ", ".join(_toml_value(name) for name in RULES)
         )
-    type_key = Key("type", "choice", choices=tuple(RULES))
-    rule_type = _check(type_key, entry["type"], where)
-    rule = RULES[rule_type]
+    rule_type = entry["type"]
+    cls = rule_class(rule_type, where)
     where = _rule_where(index, rule_type)
-    _check_keys(entry, ["type"] + [k.name for k in rule.keys], where)
-    params = _read(entry, rule.keys, where, context)
+    parameters = rule_parameters(cls)
+    entry = migrate_rule(entry, [p.name for p in parameters])
+    _check_keys(entry, ["type"] + [p.name for p in parameters], where)
+    params: dict[str, Any] = {}
+    for parameter in parameters:
+        if parameter.name in entry:
+            params[parameter.name] = parameter.check(entry[parameter.name], where)
+        elif parameter.required:
+            meaning = f" ({parameter.doc})" if parameter.doc else ""
+            raise ConfigError(
+                f"{where}: missing key '{parameter.name}'{meaning}; it must be "
+                f"{parameter.allowed()}"
+            )
+        elif parameter.default is not None:
+            params[parameter.name] = parameter.default
     config = RuleConfig(rule_type, params)
     try:
         config.build()
-    except ValueError as error:
+    except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: {error}") from None
     return config
 
 
 # ----------------------------------------------------------------------------------------------
 # TOML text
-
-
-def _toml_value(value: Any) -> str:
-    """``value`` as a TOML literal (also used to quote values in messages)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    return json.dumps(str(value))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1159,124 +948,6 @@ def parse_config(
         if source is None:
             raise
         raise ConfigError(f"config file {source}: {error}") from None
-
-
-def apply_overrides(data: Mapping[str, Any], **flags: Any) -> dict[str, Any]:
-    """A copy of the raw configuration ``data`` with command-line settings applied.
-
-    Flags set to None are ignored. Scalars (``seed``, ``epochs``, ``device``, ``dtype``,
-    ``schedule``) replace the top-level keys; ``trajectories_every``, ``metrics_every``,
-    ``checkpoint_every``, ``figures`` the ``[record]`` keys. ``preset`` also drops ``eps`` and
-    every rule's ``lr`` and training mode so they follow the new preset. ``population`` sets the
-    count of a single-architecture soup and lets the topology size follow it; ``architecture``
-    replaces its architecture (with default options); ``topology`` replaces ``[topology]`` with
-    ``{kind = ...}``. ``attack``, ``learn`` set the chance of those rules (0 removes them, a rule
-    is added in the canonical order if there is none); ``severity`` sets learn's steps;
-    ``self_train`` the self-training steps (0 removes the rule); ``respawn=False`` removes respawn.
-
-    Raises:
-        ConfigError: if a flag cannot apply (e.g. ``population`` on a mixed soup).
-    """
-    data = copy.deepcopy(dict(data))
-    flags = {name: value for name, value in flags.items() if value is not None}
-    for name in ("seed", "epochs", "device", "dtype", "schedule"):
-        if name in flags:
-            data[name] = flags.pop(name)
-    record_flags = {
-        n: flags.pop(n)
-        for n in ("trajectories_every", "metrics_every", "checkpoint_every", "figures")
-        if n in flags
-    }
-    if record_flags:
-        record = data.setdefault("record", {})
-        if isinstance(record, dict):
-            record.update(record_flags)
-    if "preset" in flags:
-        data["preset"] = flags.pop("preset")
-        data.pop("eps", None)
-        for rule in data.get("rules", list(DEFAULT_RULES)):
-            if isinstance(rule, dict):
-                for key in ("lr", "training_mode") + (
-                    ("mode",) if rule.get("type") == "self_train" else ()
-                ):
-                    rule.pop(key, None)
-    if "population" in flags or "architecture" in flags:
-        population = data.get("population", copy.deepcopy(list(DEFAULT_POPULATION)))
-        if (
-            not isinstance(population, list)
-            or len(population) != 1
-            or not isinstance(population[0], dict)
-        ):
-            count = len(population) if isinstance(population, list) else "not a list of"
-            raise ConfigError(
-                f"--population and --architecture apply to a soup of one architecture; the "
-                f"configuration has {count} [[population]] tables: edit them in the file instead"
-            )
-        entry = population[0]
-        if "architecture" in flags:
-            entry = {"architecture": flags.pop("architecture"), "count": entry.get("count", 20)}
-        if "population" in flags:
-            entry["count"] = flags.pop("population")
-            topology = data.get("topology")
-            if isinstance(topology, dict):
-                for key in ("nodes", "rows", "cols", "num_soups"):
-                    topology.pop(key, None)
-        data["population"] = [entry]
-    if "topology" in flags:
-        data["topology"] = {"kind": flags.pop("topology")}
-    rule_flags = {
-        n: flags.pop(n)
-        for n in ("attack", "learn", "severity", "self_train", "respawn")
-        if n in flags
-    }
-    if rule_flags:
-        rules = data.get("rules", copy.deepcopy(list(DEFAULT_RULES)))
-        if isinstance(rules, list):
-            data["rules"] = _override_rules(rules, rule_flags)
-    if flags:
-        raise ConfigError(f"unknown override(s): {', '.join(sorted(flags))}")
-    return data
-
-
-def _override_rules(rules: list[Any], flags: dict[str, Any]) -> list[Any]:
-    def of_type(name: str) -> list[dict]:
-        return [r for r in rules if isinstance(r, dict) and r.get("type") == name]
-
-    def insert(rule: dict) -> None:
-        rank = CANONICAL_ORDER.index(rule["type"])
-        position = 0
-        for index, other in enumerate(rules):
-            other_type = other.get("type") if isinstance(other, dict) else None
-            if other_type in CANONICAL_ORDER and CANONICAL_ORDER.index(other_type) < rank:
-                position = index + 1
-        rules.insert(position, rule)
-
-    def remove(name: str) -> None:
-        rules[:] = [r for r in rules if not (isinstance(r, dict) and r.get("type") == name)]
-
-    for name, key in (("attack", "chance"), ("learn", "chance"), ("self_train", "steps")):
-        if name not in flags:
-            continue
-        value = flags[name]
-        if value == 0:
-            remove(name)
-        elif of_type(name):
-            for rule in of_type(name):
-                rule[key] = value
-        else:
-            insert({"type": name, key: value})
-    if "severity" in flags:
-        if not of_type("learn"):
-            raise ConfigError(
-                "--severity sets the steps of the learn rule; add one with --learn CHANCE"
-            )
-        for rule in of_type("learn"):
-            rule["severity"] = flags["severity"]
-    if flags.get("respawn") is False:
-        remove("respawn")
-    elif flags.get("respawn") is True and not of_type("respawn"):
-        insert({"type": "respawn"})
-    return rules
 
 
 def build_soup(config: Mapping[str, Any]) -> Soup:
