@@ -184,6 +184,8 @@ class Soup(mesa.Model):
         self.index_generator = torch.Generator().manual_seed(int(seeds[0]))
         self.weight_generator = torch.Generator(device=self.device).manual_seed(int(seeds[1]))
 
+        #: (architecture, count) of every population entry at the start.
+        self.initial_population = [(arch, count) for arch, count, _ in spec]
         self.banks: dict[Architecture, WeightBank] = {}
         self.architecture_names: dict[Architecture, str] = {}
         for arch, count, _ in spec:
@@ -204,8 +206,7 @@ class Soup(mesa.Model):
         #: The event kinds counted in the metrics: the built-in ones and the rules' own.
         self.event_kinds: tuple[EventKind, ...] = tuple(
             dict.fromkeys(
-                [*BUILTIN_KINDS]
-                + [EventKind(k) for rule in rules for k in type(rule).event_kinds]
+                [*BUILTIN_KINDS] + [EventKind(k) for rule in rules for k in type(rule).event_kinds]
             )
         )
         self.metrics: dict[str, float] = {}
@@ -456,9 +457,9 @@ class Soup(mesa.Model):
     ) -> tuple[Tensor, Tensor]:
         """Draw (actor, partner) node pairs through the topology (SPEC R1).
 
-        ``pairing`` per_particle: each participant acts with probability ``chance`` and meets a uniformly
-        drawn occupied neighbour. single: with probability ``chance``, one actor drawn uniformly
-        meets one neighbour. Actors without an occupied neighbour are dropped.
+        ``pairing`` per_particle: each participant acts with probability ``chance`` and meets a
+        uniformly drawn occupied neighbour. single: with probability ``chance``, one actor drawn
+        uniformly meets one neighbour. Actors without an occupied neighbour are dropped.
         Returns two int64 tensors [n] of nodes.
         """
         check_probability("chance", chance)
@@ -620,6 +621,14 @@ class Soup(mesa.Model):
         """Number of particles in each class at the last classification."""
         statuses = self.node_status[self.occupied_nodes()]
         return {s.name: int((statuses == s).sum()) for s in Status}
+
+    def save(self, directory: Any, *, overwrite: bool = False, figures: bool = True) -> dict:
+        """Write the soup's run directory, as ``chemistry run`` writes one (see
+        :func:`chemistry.runs.save_soup`): ``chemistry info``, ``plot``, ``lineage`` read it and
+        ``chemistry resume DIR --epochs N`` continues the soup. Returns the files written."""
+        from chemistry.runs import save_soup
+
+        return save_soup(self, directory, overwrite=overwrite, figures=figures)
 
     def summary(self) -> dict[str, Any]:
         """Epoch, population and class counts, for printing."""

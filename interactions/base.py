@@ -82,9 +82,7 @@ class Soup(Protocol):
     ) -> tuple[list[Event], Tensor]: ...
 
 
-def training_settings(
-    soup: Soup, lr: float | None, training_mode: str | None
-) -> tuple[float, str]:
+def training_settings(soup: Soup, lr: float | None, training_mode: str | None) -> tuple[float, str]:
     """(lr, training mode) of a training rule: its own where given, else the soup's preset's."""
     return (
         soup.preset.lr if lr is None else lr,
@@ -111,7 +109,7 @@ def register_rule(cls: type[Interaction]) -> None:
     if not isinstance(name, str) or not name.isidentifier() or name != name.lower():
         raise ValueError(
             f"rule name {name!r} of {cls.__qualname__} is not allowed; use lower-case letters, "
-            "digits and _ (e.g. name = \"mutate\")"
+            'digits and _ (e.g. name = "mutate")'
         )
     other = RULES.get(name)
     if other is not None and (other.__module__, other.__qualname__) != (

@@ -75,7 +75,6 @@ VALUE_ALIASES = {
 }
 
 
-
 def toml_value(value: Any) -> str:
     """``value`` as a TOML literal (also used to quote values in messages)."""
     if isinstance(value, bool):

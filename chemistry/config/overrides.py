@@ -53,9 +53,7 @@ def parse_setting(text: str) -> tuple[str, Any]:
     """
     path, equals, value = text.partition("=")
     if not equals or not path.strip():
-        raise ConfigError(
-            f"--set {text!r} is not PATH=VALUE, e.g. --set rules.attack.chance=0.2"
-        )
+        raise ConfigError(f"--set {text!r} is not PATH=VALUE, e.g. --set rules.attack.chance=0.2")
     try:
         parsed = tomllib.loads(f"value = {value.strip()}")["value"]
     except tomllib.TOMLDecodeError:
@@ -199,7 +197,6 @@ def _override_rules(rules: list[Any], flags: dict[str, Any]) -> list[Any]:
     return rules
 
 
-
 def _selectable(section: str) -> tuple[str, str]:
     """(name of the selecting key, its default) of an array-of-tables section."""
     return ("architecture", "ww") if section == "population" else ("type", "")
@@ -324,5 +321,3 @@ def apply_settings(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
                 elif isinstance(entries[index], dict):
                     entries[index][segments[2]] = copy.deepcopy(value)
     return data
-
-

@@ -76,8 +76,7 @@ class Parameter:
 
         def fail(problem: str) -> ConfigError:
             return ConfigError(
-                f"{where}: {self.name} = {toml_value(value)} {problem}; "
-                f"it must be {self.allowed()}"
+                f"{where}: {self.name} = {toml_value(value)} {problem}; it must be {self.allowed()}"
             )
 
         if kind == "any":
@@ -178,11 +177,15 @@ def parameters_of(function: Callable, *, skip: tuple[str, ...] = ()) -> tuple[Pa
     docs = docstring_args(function)
     parameters = []
     for argument in signature.parameters.values():
-        if argument.kind in (
-            inspect.Parameter.VAR_POSITIONAL,
-            inspect.Parameter.VAR_KEYWORD,
-            inspect.Parameter.POSITIONAL_ONLY,
-        ) or argument.name in skip:
+        if (
+            argument.kind
+            in (
+                inspect.Parameter.VAR_POSITIONAL,
+                inspect.Parameter.VAR_KEYWORD,
+                inspect.Parameter.POSITIONAL_ONLY,
+            )
+            or argument.name in skip
+        ):
             continue
         hint = hints.get(argument.name, argument.annotation)
         kind, optional, choices = _kind_of(hint, argument.default)
