@@ -36,7 +36,7 @@ import torch
 
 from chemistry.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from chemistry.config import ConfigError, RunConfig, build_soup, load_config
-from chemistry.config.soup import config_of
+from chemistry.config.soup import config_of, rule_table
 from chemistry.genealogy import Genealogy
 from chemistry.plots import plot_counts, plot_lineage, plot_trajectories
 from chemistry.soup import Soup
@@ -149,7 +149,8 @@ def save_soup(
         RunFileError: if ``directory`` holds files and ``overwrite`` is False.
     """
     directory = Path(directory)
-    config = config_of(soup, directory, figures=figures)
+    for rule in soup.rules:
+        rule_table(rule)  # a rule that cannot be written fails before anything is touched
     clear = prepare_directory(directory, overwrite=overwrite)
     clear()
     directory.mkdir(parents=True, exist_ok=True)
