@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from interactions.base import PAIRINGS
 from particles.training import MODES
 
 __all__ = ["migrate_rule"]
@@ -22,9 +21,14 @@ def migrate_rule(entry: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
     if "mode" not in entry or "mode" in names:
         return entry
     value = entry["mode"]
-    for new, values in (("pairing", PAIRINGS), ("training_mode", MODES)):
-        if new in names and new not in entry and value in values:
-            migrated = {key: item for key, item in entry.items() if key != "mode"}
-            migrated[new] = value
-            return migrated
-    return entry
+    if "training_mode" in names and ("pairing" not in names or value in MODES):
+        new = "training_mode"
+    elif "pairing" in names:
+        new = "pairing"
+    else:
+        return entry
+    if new in entry:
+        return entry
+    migrated = {key: item for key, item in entry.items() if key != "mode"}
+    migrated[new] = value
+    return migrated

@@ -75,8 +75,10 @@ class Parameter:
         kind = self.kind
 
         def fail(problem: str) -> ConfigError:
+            meaning = f" ({self.doc})" if self.doc else ""
             return ConfigError(
-                f"{where}: {self.name} = {toml_value(value)} {problem}; it must be {self.allowed()}"
+                f"{where}: {self.name} = {toml_value(value)} {problem}; "
+                f"it must be {self.allowed()}{meaning}"
             )
 
         if kind == "any":

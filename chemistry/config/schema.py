@@ -47,6 +47,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -895,8 +896,18 @@ def _parse_rule(entry: Any, index: int) -> RuleConfig:
     try:
         config.build()
     except (ValueError, TypeError) as error:
-        raise ConfigError(f"{where}: {error}") from None
+        raise ConfigError(f"{where}: {_as_given(str(error), entry)}") from None
     return config
+
+
+def _as_given(message: str, entry: dict[str, Any]) -> str:
+    """A constructor's "NAME=VALUE is not allowed; ..." with the value as written in the file."""
+    found = re.match(r"(\w+)=.*? is not allowed; (.*)", message, flags=re.DOTALL)
+    if found is None or found.group(1) not in entry:
+        return message
+    name, value = found.group(1), entry[found.group(1)]
+    problem = "is out of range" if isinstance(value, (int, float)) else "is not allowed"
+    return f"{name} = {_toml_value(value)} {problem}; {found.group(2)}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -914,7 +925,7 @@ def load_config(path: str | Path) -> RunConfig:
         ConfigError: if the file is missing, unreadable, not TOML, or not a valid configuration;
             the message starts with the file's name.
     """
-    return RunConfig.from_dict(read_config_file(path), base=Path(path).parent)
+    return parse_config(read_config_file(path), source=path, base=Path(path).parent)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
