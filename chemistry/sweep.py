@@ -20,20 +20,10 @@ A sweep file is TOML, strictly validated like a run configuration (:mod:`chemist
     reduce = "final"            # final | mean | max | min over the collected epochs
     parameter = "rules.self_train.steps"   # x axis (default: the first swept key)
 
-Override keys are dotted paths into the run configuration:
-
-==================================== ==========================================================
-``epochs``, ``preset``, ...          a top-level key (``seed`` comes from ``seeds`` instead)
-``record.KEY``, ``topology.KEY``     a key of the ``[record]`` or ``[topology]`` table
-``topology``                         the whole ``[topology]`` table (value: an inline table)
-``population.I.KEY``                 a key of the I-th ``[[population]]`` table, counted from 0
-``population.ARCH.KEY``              that key in every ``[[population]]`` table of architecture
-                                     ARCH (``ww``, ``agg``, ...)
-``rules.I.KEY``                      a key of the I-th ``[[rules]]`` table, counted from 0
-``rules.TYPE.KEY``                   that key in every rule of type TYPE (``self_train``, ...)
-``rules.I``, ``population.ARCH``     the whole table(s) (value: an inline table)
-``rules``, ``population``            the whole array (value: an array of inline tables)
-==================================== ==========================================================
+Override keys are dotted paths into the run configuration (``epochs``, ``rules.self_train.steps``,
+``rules.1.chance``, ``population.ww.width``, ``topology.kind``, ...; every path is listed in
+:mod:`chemistry.config.overrides`, which ``chemistry run --set`` shares). ``seed`` is not an
+override: it comes from ``seeds``. A rule's keys are its constructor's arguments.
 
 Paths into ``[[population]]`` and ``[[rules]]`` address the base's tables, or the default soup's
 when the base has none. Overrides are applied to the base as written (not to its resolved form),

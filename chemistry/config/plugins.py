@@ -64,6 +64,10 @@ def import_plugin(plugin: str) -> ModuleType:
     path = Path(plugin)
     if not path.is_file():
         raise ConfigError(f"{where}: the file {path} does not exist")
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    if main is not None and main_file and Path(main_file).resolve() == path.resolve():
+        return main  # the running script itself: its rules are defined already
     digest = hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:12]
     name = f"chemistry_plugin_{path.stem}_{digest}"
     if name in sys.modules:

@@ -382,3 +382,53 @@ def test_a_config_error_in_a_plugin_is_a_config_error(tmp_path):
     broken.write_text("raise RuntimeError('boom')\n")
     with pytest.raises(ConfigError, match="broken.py.*RuntimeError: boom"):
         RunConfig.from_dict({"plugins": ["broken.py"]}, base=tmp_path)
+
+
+# ------------------------------------------------------------------ installed packages, viz
+
+
+def test_an_installed_package_offers_rules_through_the_entry_point_group(tmp_path, monkeypatch):
+    import chemistry.config.plugins as plugins
+
+    package = tmp_path / "site"
+    (package / "entry_rules").mkdir(parents=True)
+    (package / "entry_rules" / "__init__.py").write_text(
+        RULE_FILE.read_text().replace('name = "mutate"', 'name = "installed_mutate"')
+    )
+    info = package / "entry_rules-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: entry-rules\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[chemistry.rules]\nentry_rules = entry_rules\n")
+    monkeypatch.syspath_prepend(str(package))
+    monkeypatch.setattr(plugins, "_entry_points_loaded", False)
+    config = RunConfig.from_dict(
+        {"epochs": 1, "rules": [{"type": "installed_mutate", "chance": 1.0, "scale": 0.1}]}
+    )
+    assert config.plugins == ()  # found through the entry point, not listed
+    assert type(config.build_rules()[0]).__module__ == "entry_rules"
+
+
+def test_the_preset_decides_the_default_particles_and_training(tmp_path):
+    from particles import PRESETS, Weightwise
+
+    keras = Soup([SelfTrain(1)], population=4, rng=0)
+    assert next(iter(keras.banks)) == Weightwise(init_scheme="glorot", encoding="keras")
+    journal = Soup([SelfTrain(1)], population=4, rng=0, preset="journal2021")
+    assert next(iter(journal.banks)) == Weightwise()
+    assert (keras.eps, journal.eps) == (1e-4, 1e-5)
+    given = Soup([], population=4, architecture=Weightwise(), rng=0)
+    assert next(iter(given.banks)) == Weightwise(), "an architecture given is used as given"
+    assert PRESETS["keras2019"].architecture(Weightwise, width=3).width == 3
+    with pytest.raises(ValueError, match="preset='keras' is not allowed"):
+        Soup([], population=4, preset="keras")
+
+
+def test_the_live_view_builds_a_configured_soup_with_a_user_rule(tmp_path):
+    viz = pytest.importorskip("chemistry.viz")
+    page_soup = getattr(viz, "page_soup", None)
+    if page_soup is None:
+        pytest.skip("the live view reads a configuration once issue 15's viz is merged")
+    soup = page_soup(write_config(tmp_path))
+    assert [type(rule).__name__ for rule in soup.rules] == ["Attack", "Mutate", "SelfTrain"]
+    soup.step()
+    assert "events_mutate" in soup.datacollector.model_vars
