@@ -68,6 +68,7 @@ from chemistry.topology import Topology
 from interactions import RULES, Interaction
 from particles import ACTIVATIONS, ARCHITECTURES, PRESETS, Architecture
 from particles import architectures as _architectures
+from particles.validation import check_count
 
 __all__ = [
     "DTYPES",
@@ -221,11 +222,15 @@ _KEY_ALIASES = {
 }
 
 
-def _read(table: dict[str, Any], keys: tuple[Key, ...], where: str, context: dict) -> dict:
+def _read(
+    table: dict[str, Any], keys: tuple[Key | Parameter, ...], where: str, context: dict
+) -> dict:
     """Values of ``keys`` from ``table``: checked, with defaults filled in."""
     values: dict[str, Any] = {}
     for key in keys:
-        if key.name in table:
+        if key.name in table and isinstance(key, Parameter):
+            values[key.name] = key.check(table[key.name], where)
+        elif key.name in table:
             values[key.name] = _check(key, table[key.name], where)
         elif key.required:
             raise ConfigError(
@@ -251,11 +256,6 @@ def _array_of_tables(value: Any, name: str) -> list[Any]:
             f"got {_type_name(value)} {_toml_value(value)}"
         )
     return value
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -291,27 +291,6 @@ TOP_LEVEL: tuple[Key, ...] = (
     ),
 )
 SECTIONS = ("record", "topology", "population", "rules")
-
-RECORD: tuple[Key, ...] = (
-    Key(
-        "trajectories_every", "int", 1, minimum=0, doc="record all weights every k epochs (0: off)"
-    ),
-    Key(
-        "metrics_every",
-        "int",
-        1,
-        minimum=0,
-        doc="classify and collect metrics every k epochs (0: off)",
-    ),
-    Key(
-        "checkpoint_every",
-        "int",
-        10,
-        minimum=0,
-        doc="checkpoint every k epochs and at the end (0: off)",
-    ),
-    Key("figures", "bool", True, doc="draw the figures when the run ends"),
-)
 
 
 def _population(context: dict) -> int:
@@ -516,12 +495,27 @@ class RuleConfig:
 
 @dataclass(frozen=True)
 class RecordConfig:
-    """What a run records and how often (0 = never)."""
+    """What a run records and how often (0 = never): the ``[record]`` table.
+
+    Args:
+        trajectories_every: record every particle's weights every k epochs (0: off).
+        metrics_every: classify and collect metrics every k epochs (0: off).
+        checkpoint_every: write a checkpoint every k epochs and at the end (0: off).
+        figures: draw the figures when the run ends.
+    """
 
     trajectories_every: int = 1
     metrics_every: int = 1
     checkpoint_every: int = 10
     figures: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("trajectories_every", "metrics_every", "checkpoint_every"):
+            check_count(name, getattr(self, name), 0)
+
+
+#: The keys of ``[record]``: the fields of :class:`RecordConfig`.
+RECORD: tuple[Parameter, ...] = parameters_of(RecordConfig)
 
 
 @dataclass(frozen=True)
@@ -580,14 +574,11 @@ class RunConfig:
         context["eps"] = top["eps"]
         _check_device(top["device"])
 
-        record = RecordConfig(
-            **_read(
-                _check_keys(data.get("record", {}), [k.name for k in RECORD], "[record]"),
-                RECORD,
-                "[record]",
-                context,
-            )
-        )
+        record_table = _check_keys(data.get("record", {}), [k.name for k in RECORD], "[record]")
+        try:
+            record = RecordConfig(**_read(record_table, RECORD, "[record]", context))
+        except ValueError as error:
+            raise ConfigError(f"[record]: {_as_given(str(error), record_table)}") from None
         population = tuple(
             _parse_population(entry, index, top["preset"])
             for index, entry in enumerate(
