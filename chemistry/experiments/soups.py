@@ -935,7 +935,16 @@ def learn_soup(context: Context) -> Outcome:
     base |= {
         "description": f"E14: {soups} soups × {size} ww, learn {chance} with severity s",
         "topology": {"kind": "disjoint_cliques", "size": size, "num_soups": soups},
-        "population": [{"architecture": "ww", "count": soups * size}],
+        # torch's initialisation and encoding, as before the keras2019 preset implied Keras
+        # particles: the independent recount (_independent_census) assumes the torch encoding.
+        "population": [
+            {
+                "architecture": "ww",
+                "count": soups * size,
+                "init_scheme": "torch",
+                "encoding": "torch",
+            }
+        ],
         "rules": [
             {
                 "type": "learn",
