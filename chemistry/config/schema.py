@@ -293,64 +293,47 @@ TOP_LEVEL: tuple[Key, ...] = (
 SECTIONS = ("record", "topology", "population", "rules")
 
 
-def _population(context: dict) -> int:
-    return context["population"]
-
-
-TOPOLOGIES: dict[str, tuple[Key, ...]] = {
-    "complete": (Key("nodes", "int", _population, minimum=1, doc="slots (default: population)"),),
-    "ring": (
-        Key("nodes", "int", _population, minimum=3, doc="slots (default: population)"),
-        Key("k", "int", 1, minimum=1, doc="neighbours on each side"),
-    ),
-    "grid": (
-        Key(
-            "rows",
-            "int",
-            lambda context: context["grid_default"]["rows"],
-            minimum=3,
-            doc="rows of the torus",
-        ),
-        Key(
-            "cols",
-            "int",
-            lambda context: context["grid_default"]["cols"],
-            minimum=3,
-            doc="columns of the torus",
-        ),
-    ),
-    "small_world": (
-        Key("nodes", "int", _population, minimum=3, doc="slots (default: population)"),
-        Key("k", "int", 4, minimum=2, doc="total ring neighbours before rewiring (even)"),
-        Key("p", "probability", 0.1, doc="rewiring probability"),
-        Key(
-            "seed",
-            "int",
-            lambda context: context["seed"],
-            minimum=0,
-            doc="graph seed (default: the run's)",
-        ),
-    ),
-    "disjoint_cliques": (
-        Key(
-            "size",
-            "int",
-            lambda context: context["cliques_default"]["size"],
-            minimum=1,
-            doc="particles per clique",
-        ),
-        Key(
-            "num_soups",
-            "int",
-            lambda context: context["cliques_default"]["num_soups"],
-            minimum=1,
-            doc="number of cliques",
-        ),
-    ),
+#: The ``[topology]`` kinds: each is the ``Topology`` constructor of that name, whose arguments
+#: are its keys (``graphml`` reads a file into ``Topology.from_graph``).
+TOPOLOGIES: dict[str, tuple[Parameter, ...]] = {
+    kind: parameters_of(getattr(Topology, kind), skip=("device",))
+    for kind in ("complete", "ring", "grid", "small_world", "disjoint_cliques")
+} | {
     "graphml": (
-        Key("path", "str", doc="GraphML file of an undirected graph, relative to the config file"),
-    ),
+        Parameter("path", "str", doc="GraphML file of an undirected graph, relative to the config"),
+    )
 }
+
+
+def _topology_defaults(kind: str, table: dict, context: dict, where: str) -> dict[str, Any]:
+    """The keys a topology derives from the run: its size from the population (a grid's sides,
+    a set of cliques' number or size) and a small world's seed from the run's."""
+    population = context["population"]
+    if kind == "grid":
+        rows, cols = table.get("rows"), table.get("cols")
+        side = math.isqrt(population)
+        if isinstance(rows, int) and rows > 0 and cols is None:
+            return {"cols": -(-population // rows)}
+        if isinstance(cols, int) and cols > 0 and rows is None:
+            return {"rows": -(-population // cols)}
+        if rows is None and cols is None and side * side != population:
+            raise ConfigError(
+                f"{where}: the population of {population} is not a square; give rows and cols "
+                "(rows * cols >= population)"
+            )
+        return {"rows": side, "cols": side}
+    if kind == "disjoint_cliques":
+        size, num_soups = table.get("size"), table.get("num_soups")
+        if size is None and num_soups is None:
+            raise ConfigError(f"{where}: give size (particles per clique) or num_soups")
+        defaults = {}
+        if isinstance(size, int) and size > 0:
+            defaults["num_soups"] = -(-population // size)
+        if isinstance(num_soups, int) and num_soups > 0:
+            defaults["size"] = -(-population // num_soups)
+        return defaults
+    defaults: dict[str, Any] = {"nodes": population} if kind != "graphml" else {}
+    return defaults | ({"seed": context["seed"]} if kind == "small_world" else {})
 
 
 def rule_parameters(cls: type[Interaction]) -> tuple[Parameter, ...]:
@@ -437,20 +420,11 @@ class TopologyConfig:
     kind: str = "complete"
     params: dict[str, Any] = field(default_factory=dict)
 
-    def build(self, device: str | None = None) -> Topology:
+    def build(self) -> Topology:
         """The Topology object."""
-        p = self.params
-        if self.kind == "complete":
-            return Topology.complete(p["nodes"])
-        if self.kind == "ring":
-            return Topology.ring(p["nodes"], p["k"])
-        if self.kind == "grid":
-            return Topology.grid(p["rows"], p["cols"])
-        if self.kind == "small_world":
-            return Topology.small_world(p["nodes"], p["k"], p["p"], seed=p["seed"])
-        if self.kind == "disjoint_cliques":
-            return Topology.disjoint_cliques(p["num_soups"], p["size"])
-        return Topology.from_graph(_read_graphml(Path(p["path"])))
+        if self.kind == "graphml":
+            return Topology.from_graph(_read_graphml(Path(self.params["path"])))
+        return getattr(Topology, self.kind)(**self.params)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **self.params}
@@ -811,31 +785,8 @@ def _parse_topology(table: Any, context: dict, base: str | Path | None) -> Topol
     where = f"[topology] (kind = {_toml_value(kind)})"
     _check_keys(table, ["kind"] + [k.name for k in keys], where)
     population = context["population"]
-    if kind == "grid":
-        rows, cols = table.get("rows"), table.get("cols")
-        side = math.isqrt(population)
-        defaults = {"rows": side, "cols": side}
-        if isinstance(rows, int) and rows > 0 and cols is None:
-            defaults["cols"] = -(-population // rows)
-        elif isinstance(cols, int) and cols > 0 and rows is None:
-            defaults["rows"] = -(-population // cols)
-        elif rows is None and cols is None and side * side != population:
-            raise ConfigError(
-                f"{where}: the population of {population} is not a square; give rows and cols "
-                "(rows * cols >= population)"
-            )
-        context = {**context, "grid_default": defaults}
-    if kind == "disjoint_cliques":
-        size, num_soups = table.get("size"), table.get("num_soups")
-        if size is None and num_soups is None:
-            raise ConfigError(f"{where}: give size (particles per clique) or num_soups")
-        defaults = {}
-        if isinstance(size, int) and size > 0:
-            defaults["num_soups"] = -(-population // size)
-        if isinstance(num_soups, int) and num_soups > 0:
-            defaults["size"] = -(-population // num_soups)
-        context = {**context, "cliques_default": defaults}
-    params = _read(table, keys, where, context)
+    table = _topology_defaults(kind, table, context, where) | table
+    params = _read({k: v for k, v in table.items() if k != "kind"}, keys, where, context)
     if kind == "graphml":
         path = Path(params["path"]).expanduser()
         if not path.is_absolute():
