@@ -52,7 +52,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
 import torch
@@ -68,7 +68,8 @@ from chemistry.topology import Topology
 from interactions import RULES, Interaction
 from particles import ACTIVATIONS, ARCHITECTURES, PRESETS, Architecture
 from particles import architectures as _architectures
-from particles.validation import check_count
+from particles.presets import DEFAULT_PRESET
+from particles.validation import check_count, check_positive
 
 __all__ = [
     "DTYPES",
@@ -262,34 +263,6 @@ def _array_of_tables(value: Any, name: str) -> list[Any]:
 # The schema
 
 
-TOP_LEVEL: tuple[Key, ...] = (
-    Key("description", "str", "", doc="free text shown by `chemistry info`"),
-    Key("seed", "int", 0, minimum=0, doc="seed of every random draw; same seed, same run"),
-    Key("epochs", "int", 100, minimum=0, doc="number of epochs to run"),
-    Key("device", "str", "cpu", doc='torch device: "cpu", "cuda", "cuda:1", "mps"'),
-    Key("dtype", "choice", "float32", choices=tuple(DTYPES), doc="dtype of the weights"),
-    Key(
-        "preset",
-        "choice",
-        "keras2019",
-        choices=tuple(PRESETS),
-        doc="default learning rate, training mode and eps of the rules (SPEC Table 2)",
-    ),
-    Key(
-        "eps",
-        "number",
-        lambda context: context["preset"].eps,
-        positive=True,
-        doc="fixpoint tolerance of the classification (default: the preset's)",
-    ),
-    Key(
-        "schedule",
-        "choice",
-        "synchronous",
-        choices=SCHEDULES,
-        doc="synchronous (canonical) or sequential (per particle, the original code's loop)",
-    ),
-)
 SECTIONS = ("record", "topology", "population", "rules")
 
 
@@ -497,22 +470,40 @@ class RunConfig:
     """A validated, fully resolved run configuration (build it with :meth:`from_dict`).
 
     Use :func:`load_config` for a TOML file, :meth:`build` for the soup, :meth:`to_dict` /
-    :meth:`to_toml` for the resolved configuration.
+    :meth:`to_toml` for the resolved configuration. Its scalar fields are the top-level keys.
+
+    Args:
+        description: free text shown by `chemistry info`.
+        seed: seed of every random draw, an integer >= 0; same seed, same run.
+        epochs: number of epochs to run, an integer >= 0.
+        device: torch device: "cpu", "cuda", "cuda:1", "mps".
+        dtype: dtype of the weights.
+        preset: the soup's setting: learning rate and training mode of the rules, eps, the
+            particles' initialisation and encoding (SPEC Table 2).
+        eps: fixpoint tolerance of the classification (default: the preset's).
+        schedule: synchronous (canonical) or sequential (per particle, the original code's loop).
+        plugins: modules or .py files of rules of one's own, imported first.
     """
 
+    description: str = ""
     seed: int = 0
     epochs: int = 100
     device: str = "cpu"
-    dtype: str = "float32"
-    preset: str = "keras2019"
-    eps: float = 1e-4
-    schedule: str = "synchronous"
-    description: str = ""
+    dtype: Literal[tuple(DTYPES)] = "float32"  # type: ignore[valid-type]
+    preset: Literal[tuple(PRESETS)] = DEFAULT_PRESET  # type: ignore[valid-type]
+    eps: float | None = None
+    schedule: Literal[SCHEDULES] = "synchronous"  # type: ignore[valid-type]
     plugins: tuple[str, ...] = ()
     record: RecordConfig = field(default_factory=RecordConfig)
     population: tuple[PopulationEntry, ...] = ()
     topology: TopologyConfig = field(default_factory=TopologyConfig)
     rules: tuple[RuleConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_count("seed", self.seed, 0)
+        check_count("epochs", self.epochs, 0)
+        if self.eps is not None:
+            check_positive("eps", self.eps)
 
     # ------------------------------------------------------------------ parsing
 
@@ -539,12 +530,14 @@ class RunConfig:
             "at the top level",
         )
         plugins = _parse_plugins(data.get("plugins", []), base)
-        first = tuple(key for key in TOP_LEVEL if key.name != "eps")
-        top = _read(data, first, "at the top level", {})
+        top = _read(data, TOP_LEVEL, "at the top level", {})
+        if top["eps"] is None:
+            top["eps"] = PRESETS[top["preset"]].eps
+        try:
+            cls(**top)  # the ranges, before the tables are read
+        except ValueError as error:
+            raise ConfigError(f"at the top level: {_as_given(str(error), data)}") from None
         context: dict[str, Any] = {"preset": PRESETS[top["preset"]], "seed": top["seed"]}
-        top |= _read(
-            data, tuple(k for k in TOP_LEVEL if k.name == "eps"), "at the top level", context
-        )
         context["eps"] = top["eps"]
         _check_device(top["device"])
 
@@ -706,6 +699,12 @@ class RunConfig:
         if self.description:
             lines.insert(0, f"description: {self.description}")
         return lines
+
+
+#: The top-level keys: the scalar fields of :class:`RunConfig`.
+TOP_LEVEL: tuple[Parameter, ...] = tuple(
+    p for p in parameters_of(RunConfig) if p.name not in ("plugins", *SECTIONS)
+)
 
 
 def _plain(value: Any) -> str:
