@@ -159,7 +159,10 @@ def test_an_unknown_key_exits_2_naming_key_and_suggestion(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("table", "fragments"),
     [
-        ('type = "attack"\nchance = "often"', ['chance = "often"', "it must be a number (attack probability"]),
+        (
+            'type = "attack"\nchance = "often"',
+            ['chance = "often"', "it must be a number (attack probability"],
+        ),
         ('type = "attack"\nchance = 2', ["chance = 2", "out of range"]),
         ('type = "self_train"\nsteps = -3', ["steps = -3", "an integer >= 0"]),
     ],

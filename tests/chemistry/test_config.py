@@ -281,7 +281,10 @@ def test_an_unknown_key_is_named_with_where_and_the_closest_valid_key(data, key,
         ({"preset": "keras"}, ['preset = "keras"', 'did you mean "keras2019"?']),
         ({"device": "gpu"}, ['device = "gpu"', "not a torch device"]),
         ({"record": {"figures": "yes"}}, ["[record]", 'figures = "yes"', "true or false"]),
-        ({"rules": [{"type": "attack", "chance": 1.5}]}, ["chance = 1.5", "out of range", "a number in [0, 1]"]),
+        (
+            {"rules": [{"type": "attack", "chance": 1.5}]},
+            ["chance = 1.5", "out of range", "a number in [0, 1]"],
+        ),
         ({"rules": [{"type": "attack", "chance": "often"}]}, ['chance = "often"', "a string"]),
         (
             {"rules": [{"type": "attack", "chance": 0.1, "pairing": "pairs"}]},
