@@ -10,15 +10,15 @@ Four measurements (issues "The soup", "Lineage analysis"):
 2. ``long``: 1,000 particles for 1,000 epochs with SelfTrain(10). Target: under a minute.
 3. ``huge``: 100,000 particles, trajectories off, a few epochs; prints the time per epoch and the
    peak resident memory (``resource.getrusage``). Target: runs without exhausting memory.
+4. ``lineage`` (only with ``--only lineage``: tens of minutes): 1,000,000 particles, Attack(0.1)
+   and Respawn, 100 epochs, the genealogy and every float32 state streamed to a temporary run
+   directory; prints the memory on top of the soup during the run and at its peak including
+   the end of run. Target: < 2 GB.
 
 The main line also reports, separately, the time of ``WeightBank`` row reads and writes (in
 ``particles`` but data movement, not math) and the genealogy's end-of-run work as a run
 directory does it (``phylogeny.csv`` and the columnar event log written; networkx views are
-built on demand, not at the end of a run).
-
-4. ``lineage`` (only with ``--only lineage``: tens of minutes): 1,000,000 particles, Attack(0.1) and Respawn, 100 epochs, the genealogy and
-   every float32 state streamed to a temporary run directory; prints the memory on top of the
-   soup during the run and at its peak including the end of run. Target: < 2 GB. Times are given as wall time and as
+built on demand, not at the end of a run). Times are given as wall time and as
 process CPU time; on a busy machine the CPU figures are the steadier ones. Like the command
 line (``chemistry.threads``), the benchmark runs torch on one thread unless ``--threads`` says
 otherwise (``--threads 0``: torch's default of one per core, much slower for these small

@@ -92,32 +92,19 @@ from chemistry.event_log import EventLog, scalar
 from chemistry.lineage import Particles, Versions, build_versions, particle_table, reach
 from chemistry.storage import write_atomically
 from interactions.events import (
+    EDGE_KINDS,
     HORIZONTAL,
+    INHERITANCE,
     VERTICAL,
     Event,
     EventBatch,
     EventKind,
     inheritance_of,
+    register_event_kind,
 )
 from particles.classification import Status
 
 __all__ = ["Genealogy", "EDGE_KINDS", "INHERITANCE"]
-
-#: Event kinds that become edges, in a fixed order.
-EDGE_KINDS: tuple[EventKind, ...] = (
-    EventKind.ATTACK,
-    EventKind.LEARN,
-    EventKind.CLONE,
-    EventKind.MELT,
-    EventKind.RESPAWN,
-)
-
-#: The ``inheritance`` edge attribute of each edge kind.
-INHERITANCE: dict[EventKind, str] = {
-    **dict.fromkeys(HORIZONTAL, "horizontal"),
-    **dict.fromkeys(VERTICAL, "vertical"),
-    EventKind.RESPAWN: "none",
-}
 
 # Attributes the genealogy itself sets; event data items with these names get a "data_" prefix.
 _RESERVED_EDGE_ATTRIBUTES = frozenset({"kind", "epoch", "inheritance", "event", "replaced"})
@@ -1020,7 +1007,10 @@ class Genealogy:
         numbered: dict[int, Event] = {}
         for source, destination, data in graph.edges(data=True):
             try:
-                kind, epoch, index = EventKind(data["kind"]), data["epoch"], data["event"]
+                kind, epoch, index = data["kind"], data["epoch"], data["event"]
+                # A file names each kind with its inheritance: a rule's own kind is known here
+                # even where the rule's module is not imported.
+                kind = register_event_kind(kind, data.get("inheritance", INHERITANCE.get(kind)))
             except KeyError as missing:
                 raise ValueError(
                     f"edge {source}->{destination} has no {missing} attribute: {data!r}"
