@@ -162,7 +162,7 @@ def test_version_nodes_carry_uid_epoch_kind_and_the_ancestry_query():
 
 def soup_with_attacks_both_ways() -> Soup:
     soup = Soup(
-        [Attack(0.6), NoisyClone(0.5, 0.01, mode="per_particle"), Melt(0.5), Respawn()],
+        [Attack(0.6), NoisyClone(0.5, 0.01, pairing="per_particle"), Melt(0.5), Respawn()],
         population=8,
         topology=Topology.ring(8),
         rng=3,
@@ -361,3 +361,25 @@ def test_lineage_command_draws_one_particle_as_of_an_epoch(tmp_path, capsys):
     assert "as of epoch 2" not in capsys.readouterr().err
     assert main(["lineage", str(out), "--particle", str(uid), "--epoch", "-5"]) == 2
     assert "--epoch -5" in capsys.readouterr().err
+
+
+def test_registered_kinds_take_their_inheritance_from_the_registry(monkeypatch):
+    from interactions import events
+    from interactions.events import register_event_kind
+
+    monkeypatch.setattr(events, "_KINDS", dict(events._KINDS))  # registered for this test only
+    mutate = register_event_kind("lineage_test_mutate", "none")  # in place: target == child
+    share = register_event_kind("lineage_test_share", "horizontal")
+    calls = [
+        [birth(0, u) for u in (1, 2)],
+        [Event(1, mutate, None, 1, 1)],
+        [Event(2, share, 1, 2)],
+    ]
+    genealogy = record(calls)
+    graph = genealogy.version_graph()
+    assert graph.nodes[(1, 1)]["kind"] == "lineage_test_mutate"
+    assert set(graph.predecessors((1, 1))) == {(1, 0)}
+    assert set(graph.predecessors((2, 1))) == {(2, 0), (1, 1)}
+    assert graph.edges[(1, 1), (2, 1)]["kind"] == "lineage_test_share"
+    assert genealogy.influencers(2) == {1: 1}
+    assert nx.is_forest(genealogy.phylogeny())
