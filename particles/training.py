@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from particles import fused
 from particles.architectures import Architecture, FeedForward, Weightwise, position_features
 from particles.validation import check_choice, check_count, check_positive, check_weights
 
@@ -285,6 +286,20 @@ def _train_weightwise(
     Returns:
         (weights [B, r], reported loss [B], velocity [B, r] or None), all new tensors.
     """
+    fused_result = fused.train_weightwise(
+        architecture,
+        w,
+        positions,
+        teacher,
+        steps=steps,
+        lr=lr,
+        mode=mode,
+        momentum=momentum,
+        velocity=velocity,
+        generator=generator,
+    )
+    if fused_result is not None:
+        return fused_result
     batch, dtype, device = w.shape[0], w.dtype, w.device
     weights = _to_columns(w)
     net = _LinearColumns(architecture, weights)
