@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from functools import cache
 
 import numpy as np
 import torch
@@ -63,8 +64,11 @@ def applies(architecture: Architecture, w: Tensor, *others: Tensor | None) -> bo
     return w.device.type == "cuda" and _gpu() is not None
 
 
+@cache
 def _key(architecture: Weightwise):
-    positions = position_features(architecture, architecture.encoding, torch.device("cpu"), torch.float64)
+    positions = position_features(
+        architecture, architecture.encoding, torch.device("cpu"), torch.float64
+    )
     return architecture.matrix_shapes, tuple(tuple(p) for p in positions.tolist())
 
 
@@ -94,12 +98,20 @@ def train_weightwise(
         if single:
             return None
         return _gpu().train_full(
-            architecture, w, positions, teacher, steps=steps, lr=lr, momentum=momentum,
+            architecture,
+            w,
+            positions,
+            teacher,
+            steps=steps,
+            lr=lr,
+            momentum=momentum,
             velocity=velocity,
         )
     shapes, own = _key(architecture)
     learning = teacher is not None
-    module = fused_cpu.train_module(shapes, None if learning else own, velocity is not None, learning)
+    module = fused_cpu.train_module(
+        shapes, None if learning else own, velocity is not None, learning
+    )
     gram = (positions.T @ positions).flatten().tolist()
     if velocity is None:
         step, scale = -lr * 2.0 if single else -lr * (2.0 / count), 0.0
@@ -116,8 +128,19 @@ def train_weightwise(
     if not single:
         k = fused_cpu.constants(module, "train_full", w_in.dtype)
         fused_cpu.run_chunks(
-            module.train_full, batch, w_in, vel_in, teacher_in, pos, out_w.numpy(),
-            out_vel.numpy(), loss.numpy(), k, q, steps,
+            module.train_full,
+            batch,
+            steps,
+            w_in,
+            vel_in,
+            teacher_in,
+            pos,
+            out_w.numpy(),
+            out_vel.numpy(),
+            loss.numpy(),
+            k,
+            q,
+            steps,
         )
         return out_w, loss, out_w_velocity(out_vel, velocity)
     k = fused_cpu.constants(module, "train_sample", w_in.dtype)
@@ -130,8 +153,19 @@ def train_weightwise(
         for p in range(passes):  # the same draws, in the same order, as the eager path
             orders[p] = torch.rand((batch, count), generator=generator).argsort(dim=1)
         fused_cpu.run_chunks(
-            module.train_sample, batch, w_in, vel_in, teacher_in, pos, orders.numpy(),
-            out_w.numpy(), out_vel.numpy(), loss.numpy(), k, q,
+            module.train_sample,
+            batch,
+            passes * count,
+            w_in,
+            vel_in,
+            teacher_in,
+            pos,
+            orders.numpy(),
+            out_w.numpy(),
+            out_vel.numpy(),
+            loss.numpy(),
+            k,
+            q,
         )
         w_in = out_w.numpy()
         vel_in = out_vel.numpy() if velocity is not None else w_in
@@ -153,7 +187,7 @@ def self_apply(architecture: Weightwise, w: Tensor, times: int) -> Tensor | None
     w_in = _array(w)
     out = torch.empty_like(w, memory_format=torch.contiguous_format)
     k = fused_cpu.constants(module, "own_map", w_in.dtype)
-    fused_cpu.run_chunks(module.self_apply, w.shape[0], w_in, out.numpy(), k, times)
+    fused_cpu.run_chunks(module.self_apply, w.shape[0], times, w_in, out.numpy(), k, times)
     return out
 
 
@@ -174,6 +208,6 @@ def classify(
     k = fused_cpu.constants(module, "own_map", w_in.dtype)
     eps_typed = w_in.dtype.type(eps)
     fused_cpu.run_chunks(
-        module.classify, batch, w_in, _array(flag), status.numpy(), error.numpy(), k, eps_typed
+        module.classify, batch, 2, w_in, _array(flag), status.numpy(), error.numpy(), k, eps_typed
     )
     return status, error

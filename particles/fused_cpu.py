@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import tempfile
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -27,7 +27,7 @@ import numpy as np
 from particles import fused_source as src
 
 LANES = 256  # particles per block: weights of a block stay in L1
-CHUNK = 16384  # particles per task handed to a thread
+TASK_WORK = 200_000  # particle-operations (particles × steps) per task handed to a thread
 ORDER_BUDGET = 1 << 25  # entries of drawn per_sample orders held at once
 
 try:  # numba is optional at import: without it every call takes the eager torch path
@@ -58,14 +58,20 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def run_chunks(kernel, batch: int, *args) -> None:
-    """Call ``kernel(*args, start, stop)`` over [0, batch) in chunks, on all cores."""
-    if batch <= CHUNK or threads() == 1:
+def run_chunks(kernel, batch: int, work: int, *args) -> None:
+    """Call ``kernel(*args, start, stop)`` over [0, batch) in chunks, on all cores.
+
+    ``work`` is the operations per particle (steps); a call too small to repay handing tasks
+    to threads runs on the caller's thread. Otherwise up to 4 tasks per thread, taken on demand.
+    """
+    tasks = min(4 * threads(), batch * max(work, 1) // TASK_WORK, -(-batch // LANES))
+    if tasks <= 1:
         kernel(*args, 0, batch)
         return
+    size = -(-batch // tasks // LANES) * LANES  # whole blocks per task
     futures = [
-        _executor().submit(kernel, *args, start, min(start + CHUNK, batch))
-        for start in range(0, batch, CHUNK)
+        _executor().submit(kernel, *args, start, min(start + size, batch))
+        for start in range(0, batch, size)
     ]
     for future in futures:
         future.result()
@@ -78,10 +84,12 @@ def run_chunks(kernel, batch: int, *args) -> None:
 def _io(r: int, momentum: bool, store: bool) -> list[str]:
     out = []
     for i in range(r):
-        out.append(f"cols[{i}, j] = w{i}" if store else f"w{i} = cols[{i}, j]")
+        out.append(f"cols[{i * LANES} + j] = w{i}" if store else f"w{i} = cols[{i * LANES} + j]")
     if momentum:
         for i in range(r):
-            out.append(f"vcols[{i}, j] = m{i}" if store else f"m{i} = vcols[{i}, j]")
+            out.append(
+                f"vcols[{i * LANES} + j] = m{i}" if store else f"m{i} = vcols[{i * LANES} + j]"
+            )
     return out
 
 
@@ -95,24 +103,24 @@ LANES = {lanes}
 
 @njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 def _gather(w, vel, cols, vcols, s, cnt, momentum):
-    for i in range(cols.shape[0]):
+    for i in range(w.shape[1]):
         for j in range(cnt):
-            cols[i, j] = w[s + j, i]
+            cols[i * LANES + j] = w[s + j, i]
     if momentum:
-        for i in range(cols.shape[0]):
+        for i in range(w.shape[1]):
             for j in range(cnt):
-                vcols[i, j] = vel[s + j, i]
+                vcols[i * LANES + j] = vel[s + j, i]
 
 
 @njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 def _scatter(out_w, out_vel, cols, vcols, s, cnt, momentum):
-    for i in range(cols.shape[0]):
+    for i in range(out_w.shape[1]):
         for j in range(cnt):
-            out_w[s + j, i] = cols[i, j]
+            out_w[s + j, i] = cols[i * LANES + j]
     if momentum:
-        for i in range(cols.shape[0]):
+        for i in range(out_w.shape[1]):
             for j in range(cnt):
-                out_vel[s + j, i] = vcols[i, j]
+                out_vel[s + j, i] = vcols[i * LANES + j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
@@ -129,10 +137,10 @@ def moments(teacher, pos, hcols, s, cnt):
             a1 += pos[i, 0] * t
             a2 += pos[i, 1] * t
             a3 += pos[i, 2] * t
-        hcols[0, j] = a0
-        hcols[1, j] = a1
-        hcols[2, j] = a2
-        hcols[3, j] = a3
+        hcols[0 * LANES + j] = a0
+        hcols[1 * LANES + j] = a1
+        hcols[2 * LANES + j] = a2
+        hcols[3 * LANES + j] = a3
 """
 
 
@@ -161,9 +169,9 @@ def _train_full_source(shapes, positions, momentum: bool, learning: bool) -> tup
         "    step = q[2]",
         "    scale = q[3]",
         *["    " + line for line in _constants(e)],
-        f"    cols = np.empty(({r}, LANES), w.dtype)",
-        f"    vcols = np.empty(({r} if {momentum} else 1, LANES), w.dtype)",
-        "    hcols = np.empty((4, LANES), w.dtype)",
+        f"    cols = np.empty({r} * LANES, w.dtype)",
+        f"    vcols = np.empty(({r} if {momentum} else 1) * LANES, w.dtype)",
+        "    hcols = np.empty(4 * LANES, w.dtype)",
         "    for s in range(start, stop, LANES):",
         "        cnt = min(LANES, stop - s)",
         f"        _gather(w, vel, cols, vcols, s, cnt, {momentum})",
@@ -171,7 +179,7 @@ def _train_full_source(shapes, positions, momentum: bool, learning: bool) -> tup
     if learning:
         lines += ["        moments(teacher, pos, hcols, s, cnt)"]
         lines += [f"        c{i} = q[{4 + i}]" for i in range(9)]
-    load_h = [f"h{i} = hcols[{i}, j]" for i in range(4)] if learning else []
+    load_h = [f"h{i} = hcols[{i * LANES} + j]" for i in range(4)] if learning else []
     lines += [
         "        for _ in range(steps - 1):",
         "            for j in range(cnt):",
@@ -206,7 +214,7 @@ def _train_sample_source(shapes, momentum: bool, learning: bool) -> tuple[str, l
     zero = e.const(0.0)
     gather = [
         "idx = orders[p, s + j, qq]",
-        "x0 = frozen[idx, j]",
+        "x0 = frozen[idx * LANES + j]",
         "x1 = pos[idx, 0]",
         "x2 = pos[idx, 1]",
         "x3 = pos[idx, 2]",
@@ -220,9 +228,9 @@ def _train_sample_source(shapes, momentum: bool, learning: bool) -> tuple[str, l
         "    scale = q[3]",
         *["    " + line for line in _constants(e)],
         "    n = pos.shape[0]",
-        f"    cols = np.empty(({r}, LANES), w.dtype)",
-        f"    vcols = np.empty(({r} if {momentum} else 1, LANES), w.dtype)",
-        "    frozen = np.empty((n, LANES), w.dtype)",
+        f"    cols = np.empty({r} * LANES, w.dtype)",
+        f"    vcols = np.empty(({r} if {momentum} else 1) * LANES, w.dtype)",
+        "    frozen = np.empty(n * LANES, w.dtype)",
         "    total = np.empty(LANES, w.dtype)",
         "    for s in range(start, stop, LANES):",
         "        cnt = min(LANES, stop - s)",
@@ -232,14 +240,14 @@ def _train_sample_source(shapes, momentum: bool, learning: bool) -> tuple[str, l
         lines += [
             "        for i in range(n):",
             "            for j in range(cnt):",
-            "                frozen[i, j] = teacher[s + j, i]",
+            "                frozen[i * LANES + j] = teacher[s + j, i]",
         ]
     lines += ["        for p in range(orders.shape[0]):"]
     if not learning:  # the samples stay those of the pass start
         lines += [
             "            for i in range(n):",
             "                for j in range(cnt):",
-            "                    frozen[i, j] = cols[i, j]",
+            "                    frozen[i * LANES + j] = cols[i * LANES + j]",
         ]
     lines += [
         "            for j in range(cnt):",
@@ -273,44 +281,42 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
         for value, name in zip(values, names, strict=True):
             classify_lines += [
                 f"dd = abs({value} - {name})",
-                f"{label}nan = {label}nan or not (dd == dd)",  # NaN, as amax propagates it
-                f"{label} = dd if dd > {label} else {label}",
+                f"{label}nan = {label}nan | (dd != dd)",  # NaN, as amax propagates it
+                f"{label} = max({label}, dd)",
             ]
-    load = [f"w{i} = w[s + j, {i}]" for i in range(r)]
+    load = [f"w{i} = w[j, {i}]" for i in range(r)]
     constants = ["    " + line for line in _constants(e)]
+    # Self-application row by row, not transposed: with a few dozen operations per particle,
+    # moving the weights into lanes and back costs more than the arithmetic it vectorises.
     apply_src = [
         _DECORATOR,
         "def self_apply(w, out, k, times, start, stop):",
         *constants,
-        "    for s in range(start, stop, LANES):",
-        "        cnt = min(LANES, stop - s)",
-        "        for j in range(cnt):",
-        src.indent(load, 3),
-        "            for _ in range(times):",
-        src.indent(apply_lines, 4),
-        src.indent([f"out[s + j, {i}] = w{i}" for i in range(r)], 3),
+        "    for j in range(start, stop):",
+        src.indent(load, 2),
+        "        for _ in range(times):",
+        src.indent(apply_lines, 3),
+        src.indent([f"out[j, {i}] = w{i}" for i in range(r)], 2),
     ]
     classify_src = [
         _DECORATOR,
         "def classify(w, flag, status, error, k, eps, start, stop):",
         *constants,
-        "    inf = np.inf",
+        "    inf = w.dtype.type(np.inf)",
+        f"    cols = np.empty({r} * LANES, w.dtype)",
         "    for s in range(start, stop, LANES):",
         "        cnt = min(LANES, stop - s)",
+        "        _gather(w, w, cols, cols, s, cnt, False)",
         "        for j in range(cnt):",
-        src.indent(load + classify_lines, 3),
+        src.indent([f"w{i} = cols[{i * LANES} + j]" for i in range(r)] + classify_lines, 3),
         "            first = inf if d1nan else d1",
         "            second = inf if d2nan else d2",
         "            error[s + j] = first",
         "            code = 4",
-        "            if second <= eps:",
-        "                code = 3",
-        "            if first <= eps:",
-        "                code = 2",
-        "            if sz <= eps:",
-        "                code = 1",
-        "            if sznan or sz == inf or flag[s + j]:",
-        "                code = 0",
+        "            code = 3 if second <= eps else code",
+        "            code = 2 if first <= eps else code",
+        "            code = 1 if sz <= eps else code",
+        "            code = 0 if (sznan | (sz == inf) | flag[s + j]) else code",
         "            status[s + j] = code",
     ]
     return "\n".join(apply_src) + "\n\n\n" + "\n".join(classify_src), e.constants
@@ -325,21 +331,24 @@ def cache_folder() -> Path:
     folder = os.environ.get("PARTICLES_KERNEL_CACHE")
     if folder:
         return Path(folder)
-    return Path(tempfile.gettempdir()) / f"particles-kernels-{os.getuid()}"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "particles-kernels"
 
 
 @cache
 def _module(source: str):
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]
     folder = cache_folder()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # numba unpickles its cache here
     path = folder / f"ww_{digest}.py"
     if not path.exists():  # written whole, then renamed: safe against a concurrent writer
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         partial.write_text(source)
         os.replace(partial, path)
-    spec = importlib.util.spec_from_file_location(f"particles_fused_{digest}", path)
+    name = f"particles_fused_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # numba's cache finds the module again by name
     spec.loader.exec_module(module)
     return module
 
@@ -367,5 +376,12 @@ def map_module(shapes, positions):
     return _module(_assemble(("own_map", body, constants)))
 
 
+_constant_arrays: dict = {}
+
+
 def constants(module, name: str, dtype) -> np.ndarray:
-    return np.asarray(getattr(module, f"K_{name}"), dtype=dtype)
+    """The constants ``k`` of a generated kernel in the weights' dtype (made once)."""
+    key = (module.__name__, name, np.dtype(dtype).str)
+    if key not in _constant_arrays:
+        _constant_arrays[key] = np.asarray(getattr(module, f"K_{name}"), dtype=dtype)
+    return _constant_arrays[key]

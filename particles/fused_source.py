@@ -106,7 +106,9 @@ def descend(
     for layer, matrix in enumerate(matrices):
         for o, row in enumerate(matrix):
             for i, name in enumerate(row):
-                outer = a[layer][i] if rows[layer] is None else f"({rows[layer][o]} * {a[layer][i]})"
+                outer = (
+                    a[layer][i] if rows[layer] is None else f"({rows[layer][o]} * {a[layer][i]})"
+                )
                 if momentum:
                     buffer = "m" + name[1:]
                     e.lines.append(f"{buffer} = mu * {buffer} + {outer}")
@@ -118,7 +120,8 @@ def descend(
 def collapse(e: Emitter, matrices) -> tuple[list[str], list[list[str]]]:
     """(v = u − e_0, b) of the current weights."""
     u, b = backward(e, matrices)
-    v = [e.let(f"{u[0]} - {e.const(1.0)}"), *u[1:]]
+    # Fresh names: in a net of one layer u names weights, which the update overwrites.
+    v = [e.let(f"{u[0]} - {e.const(1.0)}"), *(e.let(x) for x in u[1:])]
     return v, b
 
 
