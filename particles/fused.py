@@ -65,6 +65,18 @@ def applies(architecture: Architecture, w: Tensor, *others: Tensor | None) -> bo
 
 
 @cache
+def describe(device: torch.device) -> str:
+    """Which kernels serve weightwise particles on ``device``, for benchmark output."""
+    if not enabled:
+        return "eager torch (fused kernels disabled)"
+    if device.type == "cpu":
+        if not fused_cpu.AVAILABLE:
+            return "eager torch (numba not installed)"
+        return f"fused numba kernels, {fused_cpu.threads()} worker thread(s)"
+    gpu = _gpu()
+    return "fused Triton kernels" if gpu is not None else "eager torch (Triton not available)"
+
+
 def _key(architecture: Weightwise):
     positions = position_features(
         architecture, architecture.encoding, torch.device("cpu"), torch.float64
