@@ -99,7 +99,8 @@ def _train_source(shapes, positions, momentum: bool, learning: bool) -> tuple[st
             "    acc = tl.zeros([BLOCK], dtype=w_ptr.dtype.element_ty)",
             "    for i in range(count):",
             "        t = tl.load(teacher_ptr + offs * count + i, mask=mask)",
-            f"        res = tl.load(pos_ptr + 3 * i) * {v[1]} + tl.load(pos_ptr + 3 * i + 1) * {v[2]}"
+            f"        res = tl.load(pos_ptr + 3 * i) * {v[1]}"
+            f" + tl.load(pos_ptr + 3 * i + 1) * {v[2]}"
             f" + tl.load(pos_ptr + 3 * i + 2) * {v[3]} + t * {v[0]}",
             "        acc += res * res",
             "    tl.store(loss_ptr + offs, acc / count, mask=mask)",
