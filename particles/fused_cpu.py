@@ -23,11 +23,12 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from particles import fused_source as src
 
 LANES = 256  # particles per block: weights of a block stay in L1
-TASK_WORK = 200_000  # particle-operations (particles × steps) per task handed to a thread
+TASK_WORK = 20_000  # particle-operations (particles × steps) per task handed to a thread
 ORDER_BUDGET = 1 << 25  # entries of drawn per_sample orders held at once
 
 try:  # numba is optional at import: without it every call takes the eager torch path
@@ -48,6 +49,8 @@ def threads() -> int:
 
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_worker = threading.local()
+flush_denormal = False  # the workers' subnormal mode; set with the caller's (chemistry.threads)
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -70,11 +73,19 @@ def run_chunks(kernel, batch: int, work: int, *args) -> None:
         return
     size = -(-batch // tasks // LANES) * LANES  # whole blocks per task
     futures = [
-        _executor().submit(kernel, *args, start, min(start + size, batch))
+        _executor().submit(_task, flush_denormal, kernel, *args, start, min(start + size, batch))
         for start in range(0, batch, size)
     ]
     for future in futures:
         future.result()
+
+
+def _task(flush: bool, kernel, *args) -> None:
+    """One task on a worker thread, in the subnormal mode the caller's thread runs in."""
+    if getattr(_worker, "flush", False) != flush:  # the mode is per thread (the CPU's MXCSR)
+        torch.set_flush_denormal(flush)
+        _worker.flush = flush
+    kernel(*args)
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,11 +288,12 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
     classify_lines = e.lines
     zero = e.const(0.0)
     for label, values in (("d1", once), ("d2", twice), ("sz", [zero] * r)):
-        classify_lines += [f"{label} = {zero}", f"{label}nan = False"]
+        # {label}bad turns NaN when a difference is NaN or inf (x − x): no branch, no bool.
+        classify_lines += [f"{label} = {zero}", f"{label}bad = {zero}"]
         for value, name in zip(values, names, strict=True):
             classify_lines += [
                 f"dd = abs({value} - {name})",
-                f"{label}nan = {label}nan | (dd != dd)",  # NaN, as amax propagates it
+                f"{label}bad = {label}bad + (dd - dd)",
                 f"{label} = max({label}, dd)",
             ]
     load = [f"w{i} = w[j, {i}]" for i in range(r)]
@@ -309,15 +321,15 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
         "        _gather(w, w, cols, cols, s, cnt, False)",
         "        for j in range(cnt):",
         src.indent([f"w{i} = cols[{i * LANES} + j]" for i in range(r)] + classify_lines, 3),
-        "            first = inf if d1nan else d1",
-        "            second = inf if d2nan else d2",
+        "            first = inf if d1bad != d1bad else d1",
+        "            second = inf if d2bad != d2bad else d2",
         "            error[s + j] = first",
         "            code = 4",
         "            code = 3 if second <= eps else code",
         "            code = 2 if first <= eps else code",
         "            code = 1 if sz <= eps else code",
-        "            code = 0 if (sznan | (sz == inf) | flag[s + j]) else code",
-        "            status[s + j] = code",
+        "            code = 0 if szbad != szbad else code",
+        "            status[s + j] = code if flag[s + j] == 0 else 0",
     ]
     return "\n".join(apply_src) + "\n\n\n" + "\n".join(classify_src), e.constants
 
