@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import itertools
 import os
 import sys
 import threading
@@ -64,20 +65,33 @@ def _executor() -> ThreadPoolExecutor:
 def run_chunks(kernel, batch: int, work: int, *args) -> None:
     """Call ``kernel(*args, start, stop)`` over [0, batch) in chunks, on all cores.
 
-    ``work`` is the operations per particle (steps); a call too small to repay handing tasks
-    to threads runs on the caller's thread. Otherwise up to 4 tasks per thread, taken on demand.
+    ``work`` is the operations per particle (steps); a call too small to repay waking threads
+    runs on the caller's thread. Otherwise up to 4 chunks per core are taken on demand by the
+    caller and the pool's workers alike: if a core is busy with other work, the others simply
+    take more chunks, and the caller never idles waiting.
     """
     tasks = min(4 * threads(), batch * max(work, 1) // TASK_WORK, -(-batch // LANES))
     if tasks <= 1:
         kernel(*args, 0, batch)
         return
-    size = -(-batch // tasks // LANES) * LANES  # whole blocks per task
-    futures = [
-        _executor().submit(_task, flush_denormal, kernel, *args, start, min(start + size, batch))
-        for start in range(0, batch, size)
-    ]
-    for future in futures:
-        future.result()
+    size = -(-batch // tasks // LANES) * LANES  # whole blocks per chunk
+    starts = range(0, batch, size)
+    claims = itertools.count()  # next() is atomic under the GIL: each chunk is taken once
+
+    def take(flush: bool | None) -> None:
+        for index in iter(claims.__next__, None):
+            if index >= len(starts):
+                return
+            start = starts[index]
+            if flush is None:  # the caller's own thread keeps its own mode
+                kernel(*args, start, min(start + size, batch))
+            else:
+                _task(flush, kernel, *args, start, min(start + size, batch))
+
+    helpers = [_executor().submit(take, flush_denormal) for _ in range(min(threads(), tasks) - 1)]
+    take(None)
+    for helper in helpers:
+        helper.result()
 
 
 def _task(flush: bool, kernel, *args) -> None:
