@@ -199,7 +199,7 @@ def self_apply(architecture: Weightwise, w: Tensor, times: int) -> Tensor | None
     w_in = _array(w)
     out = torch.empty_like(w, memory_format=torch.contiguous_format)
     k = fused_cpu.constants(module, "own_map", w_in.dtype)
-    fused_cpu.run_chunks(module.self_apply, w.shape[0], 2 * times, w_in, out.numpy(), k, times)
+    fused_cpu.run_chunks(module.self_apply, w.shape[0], times, w_in, out.numpy(), k, times)
     return out
 
 
@@ -220,6 +220,6 @@ def classify(
     k = fused_cpu.constants(module, "own_map", w_in.dtype)
     eps_typed = w_in.dtype.type(eps)
     fused_cpu.run_chunks(
-        module.classify, batch, 4, w_in, _array(flag), status.numpy(), error.numpy(), k, eps_typed
+        module.classify, batch, 3, w_in, _array(flag), status.numpy(), error.numpy(), k, eps_typed
     )
     return status, error

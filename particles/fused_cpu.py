@@ -29,7 +29,7 @@ import torch
 from particles import fused_source as src
 
 LANES = 256  # particles per block: weights of a block stay in L1
-TASK_WORK = 20_000  # particle-operations (particles × steps) per task handed to a thread
+TASK_WORK = 250_000  # particle-steps (about 1 ms on one core) worth waking a helper thread for
 ORDER_BUDGET = 1 << 25  # entries of drawn per_sample orders held at once
 
 try:  # numba is optional at import: without it every call takes the eager torch path
