@@ -104,8 +104,9 @@ def test_float32_training_gives_the_eager_classes(mode, learning):
     assert torch.equal(classes, eager(lambda: classify_with_error(architecture, slow.weights)[0]))
 
 
-@pytest.mark.parametrize("encoding", ["torch", "keras"])
-@pytest.mark.parametrize("width, depth", [(1, 0), (3, 1), (2, 3)])
+@pytest.mark.parametrize(
+    "width, depth, encoding", [(1, 0, "torch"), (3, 1, "keras"), (2, 3, "torch")]
+)
 @pytest.mark.parametrize("mode", ["full_batch", "per_sample"])
 def test_other_shapes_equal_eager(width, depth, encoding, mode, kernel_calls):
     architecture = Weightwise(width=width, depth=depth, encoding=encoding)
