@@ -276,3 +276,20 @@ def test_self_apply_equals_eager(dtype, times, kernel_calls):
     finite = torch.isfinite(expected).all(dim=1)
     assert_same(out[finite], expected[finite], 1e-5 if dtype == F32 else 1e-13)
     assert torch.equal(torch.isfinite(out).all(dim=1), finite)
+
+
+def _train_in_child(w):
+    return self_train(Weightwise(), w, steps=20, lr=0.04).weights
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_forked_child_gets_its_own_worker_threads(monkeypatch):
+    """After fork the parent's workers do not exist in the child: the child must not hang."""
+    import multiprocessing
+
+    monkeypatch.setattr(fused_cpu, "TASK_WORK", 1000)  # force the worker threads
+    w = rows(Weightwise(), n=4000, seed=15, dtype=F32)
+    expected = self_train(Weightwise(), w, steps=20, lr=0.04).weights  # starts the pool
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        result = pool.apply_async(_train_in_child, (w,)).get(timeout=120)
+    assert torch.equal(result, expected)
