@@ -120,11 +120,10 @@ def _io(r: int, momentum: bool, store: bool) -> list[str]:
     out = []
     for i in range(r):
         out.append(f"cols[{i * LANES} + j] = w{i}" if store else f"w{i} = cols[{i * LANES} + j]")
-    if momentum:
+    if momentum:  # the buffer's rows follow the weights' rows in the same array
         for i in range(r):
-            out.append(
-                f"vcols[{i * LANES} + j] = m{i}" if store else f"m{i} = vcols[{i * LANES} + j]"
-            )
+            row = (r + i) * LANES
+            out.append(f"cols[{row} + j] = m{i}" if store else f"m{i} = cols[{row} + j]")
     return out
 
 
@@ -204,9 +203,11 @@ def _train_full_source(shapes, positions, momentum: bool, learning: bool) -> tup
         "    step = q[2]",
         "    scale = q[3]",
         *["    " + line for line in _constants(e)],
-        f"    cols = np.empty({r} * LANES, w.dtype)",
-        f"    vcols = np.empty(({r} if {momentum} else 1) * LANES, w.dtype)",
-        "    hcols = np.empty(4 * LANES, w.dtype)",
+        # One array holds the block's weights, momentum buffer and moments: the step loop then
+        # reads and writes it at constant offsets only, which LLVM vectorises without checks.
+        f"    cols = np.empty({2 * r + 4} * LANES, w.dtype)",
+        f"    vcols = cols[{r} * LANES :]",
+        f"    hcols = cols[{2 * r} * LANES :]",
         "    for s in range(start, stop, LANES):",
         "        cnt = min(LANES, stop - s)",
         f"        _gather(w, vel, cols, vcols, s, cnt, {momentum})",
@@ -214,7 +215,7 @@ def _train_full_source(shapes, positions, momentum: bool, learning: bool) -> tup
     if learning:
         lines += ["        moments(teacher, pos, hcols, s, cnt)"]
         lines += [f"        c{i} = q[{4 + i}]" for i in range(9)]
-    load_h = [f"h{i} = hcols[{i * LANES} + j]" for i in range(4)] if learning else []
+    load_h = [f"h{i} = cols[{(2 * r + i) * LANES} + j]" for i in range(4)] if learning else []
     lines += [
         "        for _ in range(steps - 1):",
         "            for j in range(cnt):",
@@ -263,8 +264,8 @@ def _train_sample_source(shapes, momentum: bool, learning: bool) -> tuple[str, l
         "    scale = q[3]",
         *["    " + line for line in _constants(e)],
         "    n = pos.shape[0]",
-        f"    cols = np.empty({r} * LANES, w.dtype)",
-        f"    vcols = np.empty(({r} if {momentum} else 1) * LANES, w.dtype)",
+        f"    cols = np.empty({2 * r} * LANES, w.dtype)",
+        f"    vcols = cols[{r} * LANES :]",
         "    frozen = np.empty(n * LANES, w.dtype)",
         "    total = np.empty(LANES, w.dtype)",
         "    for s in range(start, stop, LANES):",
@@ -318,7 +319,7 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
             classify_lines += [
                 f"dd = abs({value} - {name})",
                 f"{label}bad = {label}bad + (dd - dd)",
-                f"{label} = max({label}, dd)",
+                f"{label} = dd if dd > {label} else {label}",
             ]
     load = [f"w{i} = w[j, {i}]" for i in range(r)]
     constants = ["    " + line for line in _constants(e)]
@@ -339,7 +340,10 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
         "def classify(w, flag, status, error, k, eps, start, stop):",
         *constants,
         "    inf = w.dtype.type(np.inf)",
-        f"    cols = np.empty({r} * LANES, w.dtype)",
+        "    zero, one, two, three, four = [w.dtype.type(c) for c in range(5)]",
+        # Two more rows hold each lane's error and class: the loop then reads and writes one
+        # array at constant offsets, which LLVM vectorises (other output arrays stopped it).
+        f"    cols = np.empty({r + 2} * LANES, w.dtype)",
         "    for s in range(start, stop, LANES):",
         "        cnt = min(LANES, stop - s)",
         "        _gather(w, w, cols, cols, s, cnt, False)",
@@ -347,13 +351,15 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
         src.indent([f"w{i} = cols[{i * LANES} + j]" for i in range(r)] + classify_lines, 3),
         "            first = inf if d1bad != d1bad else d1",
         "            second = inf if d2bad != d2bad else d2",
-        "            error[s + j] = first",
-        "            code = 4",
-        "            code = 3 if second <= eps else code",
-        "            code = 2 if first <= eps else code",
-        "            code = 1 if sz <= eps else code",
-        "            code = 0 if szbad != szbad else code",
-        "            status[s + j] = code if flag[s + j] == 0 else 0",
+        f"            cols[{r * LANES} + j] = first",
+        "            code = four",
+        "            code = three if second <= eps else code",
+        "            code = two if first <= eps else code",
+        "            code = one if sz <= eps else code",
+        f"            cols[{(r + 1) * LANES} + j] = zero if szbad != szbad else code",
+        "        for j in range(cnt):",
+        f"            error[s + j] = cols[{r * LANES} + j]",
+        f"            status[s + j] = int(cols[{(r + 1) * LANES} + j]) if flag[s + j] == 0 else 0",
     ]
     return "\n".join(apply_src) + "\n\n\n" + "\n".join(classify_src), e.constants
 
