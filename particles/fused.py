@@ -154,7 +154,7 @@ def train_weightwise(
             q,
             steps,
         )
-        return out_w, loss, out_w_velocity(out_vel, velocity)
+        return out_w, loss, out_vel if velocity is not None else None
     k = fused_cpu.constants(module, "train_sample", w_in.dtype)
     order_type = torch.uint8 if count <= 255 else torch.int32
     per_chunk = max(1, min(steps, fused_cpu.ORDER_BUDGET // max(1, batch * count)))
@@ -182,11 +182,7 @@ def train_weightwise(
         w_in = out_w.numpy()
         vel_in = out_vel.numpy() if velocity is not None else w_in
         done += passes
-    return out_w, loss, out_w_velocity(out_vel, velocity)
-
-
-def out_w_velocity(out_vel: Tensor, velocity: Tensor | None) -> Tensor | None:
-    return out_vel if velocity is not None else None
+    return out_w, loss, out_vel if velocity is not None else None
 
 
 def self_apply(architecture: Weightwise, w: Tensor, times: int) -> Tensor | None:
@@ -200,6 +196,20 @@ def self_apply(architecture: Weightwise, w: Tensor, times: int) -> Tensor | None
     out = torch.empty_like(w, memory_format=torch.contiguous_format)
     k = fused_cpu.constants(module, "own_map", w_in.dtype)
     fused_cpu.run_chunks(module.self_apply, w.shape[0], times, w_in, out.numpy(), k, times)
+    return out
+
+
+def apply(
+    architecture: Weightwise, w: Tensor, target: Architecture, target_w: Tensor
+) -> Tensor | None:
+    """N ◁ M row by row in one kernel when M has N's architecture, or None (CPU only)."""
+    if target != architecture or w.device.type != "cpu" or not applies(architecture, w, target_w):
+        return None
+    module = fused_cpu.map_module(*_key(architecture))
+    w_in = _array(w)
+    out = torch.empty_like(w, memory_format=torch.contiguous_format)
+    k = fused_cpu.constants(module, "own_map", w_in.dtype)
+    fused_cpu.run_chunks(module.apply_rows, w.shape[0], 1, w_in, _array(target_w), out.numpy(), k)
     return out
 
 

@@ -300,7 +300,8 @@ def _train_sample_source(shapes, momentum: bool, learning: bool) -> tuple[str, l
 
 
 def _own_map_source(shapes, positions) -> tuple[str, list]:
-    """``self_apply(w, out, k, times, start, stop)`` (N ← N ◁ N, ``times`` rounds) and
+    """``self_apply(w, out, k, times, start, stop)`` (N ← N ◁ N, ``times`` rounds),
+    ``apply_rows(w, target, out, k, start, stop)`` (N ◁ M, M of the same architecture) and
     ``classify(w, flag, status, error, k, eps, start, stop)`` (SPEC D13 codes, fixpoint error)."""
     r = sum(rows * cols for rows, cols in shapes)
     e = src.Emitter()
@@ -311,6 +312,9 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
     _, once = src.own_map(e, shapes, positions, names)
     _, twice = src.own_map(e, shapes, positions, once)
     classify_lines = e.lines
+    e.lines = []
+    _, applied = src.own_map(e, shapes, positions, [f"m{i}" for i in range(r)])
+    pair_lines = e.lines
     zero = e.const(0.0)
     for label, values in (("d1", once), ("d2", twice), ("sz", [zero] * r)):
         # {label}bad turns NaN when a difference is NaN or inf (x − x): no branch, no bool.
@@ -334,6 +338,14 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
         "        for _ in range(times):",
         src.indent(apply_lines, 3),
         src.indent([f"out[j, {i}] = w{i}" for i in range(r)], 2),
+    ]
+    pair_src = [
+        _DECORATOR,
+        "def apply_rows(w, target, out, k, start, stop):",
+        *constants,
+        "    for j in range(start, stop):",
+        src.indent(load + [f"m{i} = target[j, {i}]" for i in range(r)] + pair_lines, 2),
+        src.indent([f"out[j, {i}] = {value}" for i, value in enumerate(applied)], 2),
     ]
     classify_src = [
         _DECORATOR,
@@ -361,7 +373,8 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
         f"            error[s + j] = cols[{r * LANES} + j]",
         f"            status[s + j] = int(cols[{(r + 1) * LANES} + j]) if flag[s + j] == 0 else 0",
     ]
-    return "\n".join(apply_src) + "\n\n\n" + "\n".join(classify_src), e.constants
+    sources = ["\n".join(part) for part in (apply_src, pair_src, classify_src)]
+    return "\n\n\n".join(sources), e.constants
 
 
 # --------------------------------------------------------------------------------------------

@@ -293,3 +293,22 @@ def test_a_forked_child_gets_its_own_worker_threads(monkeypatch):
     with multiprocessing.get_context("fork").Pool(1) as pool:
         result = pool.apply_async(_train_in_child, (w,)).get(timeout=120)
     assert torch.equal(result, expected)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_apply_to_the_same_architecture_equals_eager(dtype, kernel_calls):
+    architecture = Weightwise()
+    w = special_rows(dtype)
+    target_w = rows(architecture, seed=16, dtype=dtype)
+    target_w[70, 2] = float("nan")
+    out = architecture.apply(w, architecture, target_w)
+    expected = eager(lambda: architecture.apply(w, architecture, target_w))
+    assert kernel_calls == ["apply_rows"]
+    finite = torch.isfinite(expected).all(dim=1)
+    assert_same(out[finite], expected[finite], 1e-6 if dtype == F32 else 1e-15)
+    assert torch.equal(torch.isfinite(out).all(dim=1), finite)
+    assert not finite[70]
+    kernel_calls.clear()
+    other = Weightwise(width=3)  # another target architecture: the eager path
+    architecture.apply(w, other, rows(other, seed=17, dtype=dtype))
+    assert kernel_calls == []
