@@ -202,9 +202,11 @@ def self_apply(architecture: Weightwise, w: Tensor, times: int) -> Tensor | None
 def apply(
     architecture: Weightwise, w: Tensor, target: Architecture, target_w: Tensor
 ) -> Tensor | None:
-    """N ◁ M row by row in one kernel when M has N's architecture, or None (CPU only)."""
-    if target != architecture or w.device.type != "cpu" or not applies(architecture, w, target_w):
+    """N ◁ M row by row in one kernel when M has N's architecture, or None."""
+    if target != architecture or not applies(architecture, w, target_w):
         return None
+    if w.device.type == "cuda":
+        return _gpu().apply(architecture, w, target_w)
     module = fused_cpu.map_module(*_key(architecture))
     w_in = _array(w)
     out = torch.empty_like(w, memory_format=torch.contiguous_format)

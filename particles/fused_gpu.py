@@ -121,6 +121,9 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
     _, once = src.own_map(e, shapes, positions, names)
     _, twice = src.own_map(e, shapes, positions, once)
     classify_lines = e.lines
+    e.lines = []
+    _, applied = src.own_map(e, shapes, positions, [f"m{i}" for i in range(r)])
+    pair_lines = e.lines
     for label, values in (("d1", once), ("d2", twice), ("sz", None)):
         terms = [
             f"tl.abs({name})" if values is None else f"tl.abs({value} - {name})"
@@ -145,6 +148,23 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
         src.indent(apply_lines, 2),
         src.indent([f"tl.store(out_ptr + offs * {r} + {i}, w{i}, mask=mask)" for i in range(r)], 1),
     ]
+    pair_src = [
+        "@triton.jit",
+        "def apply_rows(w_ptr, target_ptr, out_ptr, k_ptr, batch, BLOCK: tl.constexpr):",
+        *start,
+        src.indent(
+            [f"m{i} = tl.load(target_ptr + offs * {r} + {i}, mask=mask)" for i in range(r)]
+            + pair_lines,
+            1,
+        ),
+        src.indent(
+            [
+                f"tl.store(out_ptr + offs * {r} + {i}, {v}, mask=mask)"
+                for i, v in enumerate(applied)
+            ],
+            1,
+        ),
+    ]
     classify_src = [
         "@triton.jit",
         "def classify(w_ptr, flag_ptr, status_ptr, error_ptr, k_ptr, eps, batch,",
@@ -163,7 +183,8 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
         "    code = tl.where((sz != sz) | (sz == inf) | flag, 0, code)",
         "    tl.store(status_ptr + offs, code, mask=mask)",
     ]
-    return "\n".join(apply_src) + "\n\n\n" + "\n".join(classify_src), e.constants
+    sources = ["\n".join(part) for part in (apply_src, pair_src, classify_src)]
+    return "\n\n\n".join(sources), e.constants
 
 
 @cache
@@ -251,6 +272,23 @@ def self_apply(architecture: Weightwise, w: torch.Tensor, times: int) -> torch.T
     out = torch.empty_like(w)
     module.self_apply[_grid(w.shape[0])](
         w, out, _k(module, w.dtype, w.device), w.shape[0], times, BLOCK=BLOCK, num_warps=WARPS
+    )
+    return out
+
+
+def apply(architecture: Weightwise, w: torch.Tensor, target_w: torch.Tensor) -> torch.Tensor:
+    """N ◁ M row by row, M of N's architecture."""
+    module = _map_module(*_key(architecture))
+    w = w.contiguous()
+    out = torch.empty_like(w)
+    module.apply_rows[_grid(w.shape[0])](
+        w,
+        target_w.contiguous(),
+        out,
+        _k(module, w.dtype, w.device),
+        w.shape[0],
+        BLOCK=BLOCK,
+        num_warps=WARPS,
     )
     return out
 

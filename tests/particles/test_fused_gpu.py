@@ -116,6 +116,11 @@ def test_classify_and_self_apply_equal_eager_on_the_gpu(dtype):
     expected = eager(lambda: self_apply(architecture, w, times=2))
     finite = torch.isfinite(expected).all(dim=1)
     assert_same(out[finite], expected[finite], 1e-5 if dtype == F32 else 1e-13)
+    target = rows(architecture, seed=7, dtype=dtype)
+    out = architecture.apply(w, architecture, target)
+    expected = eager(lambda: architecture.apply(w, architecture, target))
+    finite = torch.isfinite(expected).all(dim=1)
+    assert_same(out[finite], expected[finite], 1e-6 if dtype == F32 else 1e-15)
 
 
 @cuda
@@ -172,6 +177,10 @@ for dtype in (torch.float64, torch.float32):
     torch.testing.assert_close(error, expected_error, equal_nan=True)
     applied = fg.self_apply(a, w, 2)
     torch.testing.assert_close(applied, expected_apply, equal_nan=True)
+    target = a.init(200, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    with fused.disabled():
+        expected_pair = a.apply(w, a, target)
+    torch.testing.assert_close(fg.apply(a, w, target), expected_pair, equal_nan=True)
 print("interpreted kernels agree")
 """
 
