@@ -25,23 +25,16 @@ from contextlib import contextmanager
 import torch
 
 from particles import fused_cpu
+from particles.threads import torch_threads
 
 DEFAULT_THREADS = 1
-
-
-@contextmanager
-def torch_threads(count: int = DEFAULT_THREADS) -> Iterator[None]:
-    """Run the block with ``count`` intra-op torch threads, restoring the setting afterwards."""
-    if not isinstance(count, int) or count < 1:
-        raise ValueError(f"threads={count!r} is not allowed; it must be an integer >= 1")
-    previous = torch.get_num_threads()
-    if previous != count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        if previous != count:
-            torch.set_num_threads(previous)
+__all__ = [
+    "DEFAULT_THREADS",
+    "flushed_subnormals",
+    "soup_cpu",
+    "subnormals_flushed",
+    "torch_threads",
+]
 
 
 def subnormals_flushed() -> bool:

@@ -18,6 +18,7 @@ import torch
 
 from particles import fused_cpu
 from particles.architectures import Architecture, Weightwise, position_features
+from particles.threads import torch_threads
 
 Tensor = torch.Tensor
 
@@ -162,8 +163,9 @@ def train_weightwise(
     while done < steps:
         passes = min(per_chunk, steps - done)
         orders = torch.empty((passes, batch, count), dtype=order_type)
-        for p in range(passes):  # the same draws, in the same order, as the eager path
-            orders[p] = torch.rand((batch, count), generator=generator).argsort(dim=1)
+        with torch_threads(1):  # small sorts: torch's threads only cost time here
+            for p in range(passes):  # the same draws, in the same order, as the eager path
+                orders[p] = torch.rand((batch, count), generator=generator).argsort(dim=1)
         fused_cpu.run_chunks(
             module.train_sample,
             batch,
