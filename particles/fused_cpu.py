@@ -18,6 +18,7 @@ import importlib.util
 import itertools
 import os
 import sys
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -391,10 +392,23 @@ def cache_folder() -> Path:
 
 
 @cache
+def _writable_folder() -> Path:
+    """The cache folder, or a private temporary one where it cannot be written."""
+    folder = cache_folder()
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # numba unpickles its cache here
+        probe = folder / f".probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+        return folder
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="particles-kernels-"))
+
+
+@cache
 def _module(source: str):
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]
-    folder = cache_folder()
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # numba unpickles its cache here
+    folder = _writable_folder()
     path = folder / f"ww_{digest}.py"
     if not path.exists():  # written whole, then renamed: safe against a concurrent writer
         partial = path.with_suffix(f".{os.getpid()}.tmp")

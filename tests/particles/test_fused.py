@@ -312,3 +312,15 @@ def test_apply_to_the_same_architecture_equals_eager(dtype, kernel_calls):
     other = Weightwise(width=3)  # another target architecture: the eager path
     architecture.apply(w, other, rows(other, seed=17, dtype=dtype))
     assert kernel_calls == []
+
+
+def test_an_unwritable_cache_folder_falls_back_to_a_private_one(monkeypatch, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the folder should be: mkdir fails
+    monkeypatch.setenv("PARTICLES_KERNEL_CACHE", str(blocked / "kernels"))
+    fused_cpu._writable_folder.cache_clear()
+    try:
+        folder = fused_cpu._writable_folder()
+        assert folder.is_dir() and folder != blocked / "kernels"
+    finally:
+        fused_cpu._writable_folder.cache_clear()
