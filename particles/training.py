@@ -20,6 +20,8 @@ column) for the whole call, so every operation runs over long contiguous rows, t
 never materialised (Proposition 2: f is u·x and the positions are constant) and the tiny matrix
 products are broadcast multiply-adds (``_LinearColumns``). It gives the general path's result up
 to floating-point reassociation, and every operation acts on each particle's column alone.
+Where a fused kernel applies (``particles.fused``: numba on the CPU, Triton on a GPU) the whole
+call runs there instead; this torch code stays the reference it is tested against.
 """
 
 from __future__ import annotations
