@@ -14,14 +14,21 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from chemistry.experiments.base import Claim, Context, Experiment, Outcome, write_rows  # noqa: E402
+from chemistry.experiments.base import (  # noqa: E402
+    Claim,
+    Context,
+    Experiment,
+    Outcome,
+    Scaled,
+    write_rows,
+)
 from chemistry.plots import save_figure  # noqa: E402
 from particles.quine import Quine  # noqa: E402
 from particles.quine_training import (  # noqa: E402
@@ -100,13 +107,18 @@ def _fmt(values: dict[str, float]) -> str:
     )
 
 
-def quine_run(context: Context) -> Outcome:
+def quine_run(
+    context: Context,
+    *,
+    hidden: int = Scaled(100, 10),
+    epochs: int = Scaled(30, 10),
+    generations: int = Scaled(30, 10),
+    regenerations: int = 30,
+    sigma: float = 3e-5,
+    alternation_optimizer: Literal["sgd", "adagrad", "rmsprop", "adam", "adamax"] = "adamax",
+    dtype: Literal["float32", "float64"] = "float32",
+) -> Outcome:
     """Q1–Q3: optimisers, hill-climbing, regeneration and alternation on the vanilla quine."""
-    hidden = context.option("hidden", context.size(100, 10))
-    epochs = context.option("epochs", 10)
-    generations = context.option("generations", 10)
-    regenerations = context.option("regenerations", 30)
-    sigma = context.option("sigma", 1e-3)
     quine = Quine(hidden=hidden, projection_seed=context.seed)
     w0 = quine.init(1, generator=context.generator(0), dtype=context.dtype)
     rows: list[dict[str, Any]] = []
@@ -150,10 +162,11 @@ def quine_run(context: Context) -> Outcome:
         w0,
         generations=generations,
         epochs_per_generation=1,
-        optimizer="adam",
+        optimizer=alternation_optimizer,
         generator=context.generator(30),
     )
-    record("Q3", "alternation (T=1, adam)", alternate, generations=generations, T=1)
+    alternation = f"alternation (T=1, {alternation_optimizer})"
+    record("Q3", alternation, alternate, generations=generations, T=1)
     write_rows(context.out / "history.csv", history)
 
     figures = [
@@ -170,7 +183,7 @@ def quine_run(context: Context) -> Outcome:
         _curves_figure(
             {
                 name: _curves(runs[name])
-                for name in ("adam", "regeneration (T=0)", "alternation (T=1, adam)")
+                for name in (alternation_optimizer, "regeneration (T=0)", alternation)
             },
             context.out / "q3_regeneration.png",
             title="Q3: optimisation only, regeneration only, alternation",
@@ -198,7 +211,6 @@ def quine_run(context: Context) -> Outcome:
     finals = {m: r["rho"] for m, r in results.items() if alive(m)}
     best_rho = min(finals, key=finals.get) if finals else "none"
     best_loss = min(results, key=lambda m: results[m]["loss"])
-    alternation = "alternation (T=1, adam)"
     claims = [
         Claim(
             "QC1",
@@ -263,13 +275,18 @@ def _accuracy_figure(points, baseline: float, path: Path, *, title: str) -> Path
     return save_figure(figure, path)
 
 
-def quine_aux_run(context: Context) -> Outcome:
+def quine_aux_run(
+    context: Context,
+    *,
+    task: str = "digits",
+    hidden: int = Scaled(100, 16),
+    epochs: int = Scaled(30, 10),
+    optimizer: Literal["sgd", "adagrad", "rmsprop", "adam", "adamax"] = "adamax",
+    temperature: float = 0.01,
+    dtype: Literal["float32", "float64"] = "float32",
+) -> Outcome:
     """Q4: auxiliary quines over a sweep of λ and the classification-only baseline, one batch."""
-    task = load_task(context.option("task", "digits"), seed=context.seed)
-    hidden = context.option("hidden", context.size(100, 16))
-    epochs = context.option("aux_epochs", context.size(15, 10))
-    optimizer = context.option("aux_optimizer", "adam")
-    temperature = context.option("temperature", 1.0)
+    task = load_task(task, seed=context.seed)
     quine = Quine(
         hidden=hidden, inputs=task.inputs, classes=task.classes, projection_seed=context.seed
     )

@@ -12,7 +12,7 @@ import torch
 from chemistry import Soup
 from chemistry.config import ConfigError, RunConfig
 from chemistry.experiments.command import reproduce
-from chemistry.experiments.soups import (
+from chemistry.experiments.soup_tools import (
     SWEEP_FOLDER,
     SweepPoint,
     TrackedAttack,
