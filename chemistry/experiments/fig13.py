@@ -44,7 +44,7 @@ def soup_intensity(
     particles: int = 10,
     epochs: int = 5,
     alpha: float = 0.1,
-    step: int = Scaled(10, 25),
+    step: int = Scaled(10, 50),
     attack_mode: Literal["per_particle", "single"] = "per_particle",
     allow_self: bool = False,
     schedule: Literal["synchronous", "sequential"] = "synchronous",
