@@ -60,6 +60,32 @@ def update_report(path: Path, key: str, section: str) -> None:
     write_text_atomically(path, text)
 
 
+def claims_table(report: str) -> str:
+    """The one-line-per-claim summary of a REPORT.md (the README's claims table is made from it).
+
+    Columns: experiment, claim, the paper's claim, setting, seeds, measured (mean ± sd),
+    threshold, holds in, verdict.
+    """
+    lines = [
+        "| experiment | claim | paper | setting | seeds | measured (mean ± sd) | threshold "
+        "| holds in | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    experiment = ""
+    for line in report.splitlines():
+        if line.startswith("## "):
+            experiment = line[3:].split(":", 1)[0]
+        elif line.startswith("| ") and not line.startswith(("| claim ", "|---")):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+            if len(cells) == 8:
+                key, text, setting, seeds, measured, held, threshold, verdict = cells
+                lines.append(
+                    f"| {experiment} | {key} | {text} | {setting} | {seeds} | {measured} | "
+                    f"{threshold} | {held} | {verdict} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
 def _run_task(task: dict[str, Any]) -> tuple[Outcome, float]:
     """Run one experiment for one seed (in this process or a pool worker)."""
     experiment = EXPERIMENTS[task["name"]]
@@ -187,6 +213,7 @@ def reproduce(
             futures = [(task, pool.submit(_run_task, task)) for task in order]
             for task, future in futures:
                 finished(task, future.result())
+    write_text_atomically(out / "CLAIMS.md", claims_table(report.read_text(encoding="utf-8")))
     print(
         f"total {time.perf_counter() - started:.1f} s (wall, {workers} worker"
         f"{'s' if workers > 1 else ''}); report: {report}",

@@ -19,7 +19,7 @@ from chemistry.experiments.base import (
     report_section,
     seed_verdict,
 )
-from chemistry.experiments.command import reproduce
+from chemistry.experiments.command import claims_table, reproduce
 
 
 def _foreign_option(name: str) -> str:
@@ -157,6 +157,11 @@ def test_report_row_states_setting_seeds_mean_sd_fraction_threshold_verdict():
     ]
     assert "Options: `particles=50`" in section
     assert "- C2 (glorot+keras): text and figure agree" in section
+    summary = claims_table(section).splitlines()
+    assert summary[2] == (
+        "| E2 | C2 | recurrent particles diverge most often | glorot+keras | 3 | "
+        "44 ± 4 rnn DIVERGENT of 50 | ≥ 1 | 2/3 | seed-dependent |"
+    )
 
 
 def test_quick_scale_runs_every_experiment_once_per_seed(tmp_path: Path):
