@@ -387,7 +387,7 @@ def report_section(
         f"## {experiment.key}: {experiment.title}",
         "",
         f"`chemistry reproduce {experiment.name} --scale {scale} --seeds {seeds}`; preset "
-        f"`{experiment.preset}`; {span}; {seconds:.1f} s of compute.",
+        f"`{experiment.preset}`; {span}; {seconds:.1f} CPU s.",
         "",
     ]
     if experiment.setting:

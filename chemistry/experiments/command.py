@@ -87,7 +87,11 @@ def claims_table(report: str) -> str:
 
 
 def _run_task(task: dict[str, Any]) -> tuple[Outcome, float]:
-    """Run one experiment for one seed (in this process or a pool worker)."""
+    """Run one experiment for one seed (in this process or a pool worker): (outcome, CPU s).
+
+    The CPU time covers this process only: with one worker, the sweeps of fig13 and
+    learn-soup run in a pool of their own whose time it does not include.
+    """
     experiment = EXPERIMENTS[task["name"]]
     context = Context(
         task["scale"],
@@ -98,10 +102,10 @@ def _run_task(task: dict[str, Any]) -> tuple[Outcome, float]:
         task["workers"],
     )
     context.out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+    started = time.process_time()  # CPU seconds: meaningful even on a shared, busy machine
     with torch_threads(task["threads"]):
         outcome = experiment.run(context, **task["options"])
-    return outcome, time.perf_counter() - started
+    return outcome, time.process_time() - started
 
 
 def _pool_context():
@@ -199,7 +203,8 @@ def reproduce(
             for i, claim in enumerate(outcomes[0].claims)
         )
         print(
-            f"{experiment.key:>5} {name:<11} {len(outcomes):>3} seeds {seconds:7.1f} s  {verdicts}",
+            f"{experiment.key:>5} {name:<11} {len(outcomes):>3} seeds {seconds:7.1f} CPU s  "
+            f"{verdicts}",
             file=stream,
             flush=True,
         )
