@@ -138,6 +138,7 @@ def reproduce(
     device: str = "cpu",
     options: dict | None = None,
     workers: int = 1,
+    sweep_workers: int | None = None,
     first_seed: int = 0,
     threads: int = DEFAULT_THREADS,
     stream=sys.stdout,
@@ -149,6 +150,8 @@ def reproduce(
             5), 1 at quick scale.
         options: ``--set`` values; every name must be an option of every named experiment.
         workers: processes running (experiment, seed) tasks at once.
+        sweep_workers: processes of the sweeps inside fig13 and learn-soup (None: one per CPU
+            when ``workers`` is 1, else 1, so that the two pools never nest).
 
     Raises:
         ValueError: for an unknown experiment or option, or a bad option value (before anything
@@ -177,7 +180,7 @@ def reproduce(
                     "device": device,
                     "options": resolved[name],
                     "threads": threads,
-                    "workers": 1 if workers > 1 else (os.cpu_count() or 1),
+                    "workers": sweep_workers or (1 if workers > 1 else (os.cpu_count() or 1)),
                 }
             )
     results: dict[tuple[str, int], tuple[Outcome, float]] = {}

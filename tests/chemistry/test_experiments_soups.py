@@ -123,10 +123,10 @@ def test_e14_learning_makes_fixpoints_and_the_recount_agrees(quick: Path) -> Non
 
 def test_reproducible_from_the_seed(tmp_path: Path) -> None:
     small = {
-        "fig12": {"epochs": 3},
-        "fig13": {"epochs": 3, "soups": 2, "step": 50},
+        "fig12": {"epochs": 3, "torch_variant": False},
+        "fig13": {"epochs": 3, "soups": 2, "step": 50, "torch_variant": False},
         "fig14": {"epochs": 3, "parent_steps": 50, "steps": 10},
-        "learn-soup": {"epochs": 3, "soups": 2, "step": 50},
+        "learn-soup": {"epochs": 3, "soups": 2, "step": 50, "torch_variant": False},
     }
     # With one worker the sweeps of E12 and E14 run in a pool of one process per CPU; with two
     # workers the experiments run in a pool and their sweeps in-process: same numbers.
@@ -214,7 +214,7 @@ def test_sweep_points_are_run_directories_counted_per_clique(
 
 
 def test_bad_options_and_failed_points_stop_the_experiment(tmp_path: Path, monkeypatch) -> None:
-    small = {"soups": 2, "epochs": 1, "step": 100}
+    small = {"soups": 2, "epochs": 1, "step": 100, "torch_variant": False}
     with pytest.raises(ValueError, match="attack_mode='sometimes'"):
         reproduce(
             ["fig13"],
@@ -230,5 +230,10 @@ def test_bad_options_and_failed_points_stop_the_experiment(tmp_path: Path, monke
     monkeypatch.setattr(RunConfig, "build", broken)
     with pytest.raises(RuntimeError, match="2 point.* failed.*no soup today"):
         reproduce(
-            ["fig13"], scale="quick", out=tmp_path / "failed", options=small, stream=io.StringIO()
+            ["fig13"],
+            scale="quick",
+            out=tmp_path / "failed",
+            options=small,
+            sweep_workers=1,  # in this process, where the patch applies
+            stream=io.StringIO(),
         )
