@@ -69,6 +69,22 @@ def _pairwise_mae(w: torch.Tensor) -> torch.Tensor:
 # E5
 
 
+def path_measures(stack: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Movement measures of trajectories ``stack`` [steps + 1, B, r] (states 0..steps).
+
+    Movement per step = MAE between consecutive states (SPEC D16); the path is its sum. Returns
+    (path [B], late share = share of the path travelled in steps ⌊steps/2⌋+1..steps [B],
+    settled step = first step after which at most 5 % of the path remains [B]).
+    """
+    steps = stack.shape[0] - 1
+    movement = (stack[1:] - stack[:-1]).abs().mean(dim=2)  # [steps, B]
+    path = movement.sum(dim=0)
+    late_share = movement[steps // 2 :].sum(dim=0) / path
+    remaining = path - movement.cumsum(dim=0)  # path still to travel after each step
+    settled_at = (remaining <= 0.05 * path).long().argmax(dim=0) + 1
+    return path, late_share, settled_at
+
+
 def weightwise_trajectories(
     context: Context,
     *,
@@ -106,13 +122,7 @@ def weightwise_trajectories(
         if step == steps:
             end = w
     later = w
-    # Movement: MAE between consecutive states; the share of the path left in the second half.
-    stack = torch.stack(states)  # [steps + 1, B, r]
-    movement = (stack[1:] - stack[:-1]).abs().mean(dim=2)  # [steps, B]
-    path = movement.sum(dim=0)
-    late_share = movement[steps // 2 :].sum(dim=0) / path
-    remaining = path - movement.cumsum(dim=0)  # path still to travel after each step
-    settled_at = (remaining <= 0.05 * path).long().argmax(dim=0) + 1  # 95 % of the path done
+    path, late_share, settled_at = path_measures(torch.stack(states))
     status_end, status_later = classify(arch, end, eps=eps), classify(arch, later, eps=eps)
     q_end, q_later = fixpoint_error(arch, end), fixpoint_error(arch, later)
     loss_end = self_prediction_loss(arch, end)

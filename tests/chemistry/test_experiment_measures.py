@@ -17,6 +17,7 @@ from chemistry.experiments.fig12 import _main_cluster
 from chemistry.experiments.learn_soup import _independent_census
 from chemistry.experiments.mixed import _reliable_from, _spearman
 from chemistry.experiments.self_application import medians_rise, robustness_trials
+from chemistry.experiments.self_training import path_measures
 from chemistry.experiments.soup_tools import _spearman as soup_spearman
 from particles import Status, Weightwise, classify
 
@@ -132,3 +133,13 @@ def test_independent_recount_matches_hand_built_and_kernel_classes(encoding):
     other = "torch" if encoding == "keras" else "keras"
     mine, theirs = ARCH.__class__(encoding=encoding), ARCH.__class__(encoding=other)
     assert not torch.equal(mine.apply(w, mine, w), theirs.apply(w, theirs, w))
+
+
+def test_path_measures_on_a_hand_built_trajectory():
+    # One particle, one weight, 4 steps: moves 0 → 8 → 9 → 9.5 → 10 (moves 8, 1, 0.5, 0.5).
+    stack = torch.tensor([0.0, 8.0, 9.0, 9.5, 10.0], dtype=torch.float64).view(5, 1, 1)
+    path, late, settled = path_measures(stack)
+    assert float(path[0]) == 10.0
+    assert float(late[0]) == pytest.approx(0.1)  # steps 3 and 4 travel 1 of 10
+    # remaining after steps 1..4: 2, 1, 0.5, 0 → first ≤ 5 % of 10 (0.5) after step 3
+    assert int(settled[0]) == 3
