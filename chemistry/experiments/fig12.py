@@ -114,14 +114,15 @@ def _one_soup(context: Context, arch: Weightwise, number: int, suffix: str) -> O
     option = context.option
     eps, particles, epochs = option("eps"), option("particles"), option("epochs")
     alpha, steps, link = option("alpha"), option("steps"), option("cluster_fraction")
-    attack = TrackedAttack(alpha, mode=option("attack_mode"), allow_self=option("allow_self"))
-    train = SelfTrain(steps, lr=option("lr"), mode=option("mode"))
+    attack = TrackedAttack(alpha, pairing=option("attack_mode"), allow_self=option("allow_self"))
+    train = SelfTrain(steps, lr=option("lr"), training_mode=option("mode"))
     rules = [attack, train, Respawn(divergent=True, zero=True)]
     soup = Soup(
         rules,
         population=particles,
         architecture=arch,
         rng=_soup_seed(context, 100 * number),
+        preset="keras2019",
         dtype=context.dtype,
         eps=eps,
         schedule=option("schedule"),

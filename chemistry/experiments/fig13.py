@@ -77,10 +77,10 @@ def soup_intensity(
                     {
                         "type": "attack",
                         "chance": alpha,
-                        "mode": attack_mode,
+                        "pairing": attack_mode,
                         "allow_self": allow_self,
                     },
-                    {"type": "self_train", "steps": 0, "lr": lr, "mode": mode},
+                    {"type": "self_train", "steps": 0, "lr": lr, "training_mode": mode},
                 ],
             }
             points = _run_experiment_sweep(

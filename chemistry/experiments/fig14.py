@@ -95,11 +95,12 @@ def clone_soup(
             start_weights = torch.cat([clones, parents])
             family = torch.cat([family, torch.arange(parents_count)])
             is_parent = torch.cat([is_parent, torch.ones(parents_count, dtype=torch.bool)])
-        attack = TrackedAttack(alpha, mode=attack_mode, allow_self=allow_self)
+        attack = TrackedAttack(alpha, pairing=attack_mode, allow_self=allow_self)
         soup = Soup(
-            [attack, SelfTrain(steps, lr=lr, mode=mode)],
+            [attack, SelfTrain(steps, lr=lr, training_mode=mode)],
             population={arch: start_weights},
             rng=_soup_seed(context, 20 + index),
+            preset="journal2021",
             dtype=context.dtype,
             eps=eps,
             schedule=schedule,

@@ -26,7 +26,7 @@ from chemistry.experiments.base import Context
 from chemistry.runs import RunDirectory, RunFileError, final_counts
 from chemistry.soup import Soup
 from chemistry.sweep import POINTS_DIR, SweepConfig, run_sweep
-from interactions import Attack, EventKind, SelfTrain
+from interactions import Attack, EventKind
 from particles import (
     Status,
     distance,
@@ -133,8 +133,10 @@ class TrackedAttack(Attack):
     overwritten (SPEC R1) are logged with ``applied=False`` and share the kept one's weights.
     """
 
-    def __init__(self, chance: float, *, mode: str = "per_particle", allow_self: bool = False):
-        super().__init__(chance, mode=mode, allow_self=allow_self)
+    def __init__(
+        self, chance: float, *, pairing: str = "per_particle", allow_self: bool = False
+    ) -> None:
+        super().__init__(chance, pairing=pairing, allow_self=allow_self)
         self.log = AttackLog()
 
     def act(self, soup: Soup, actors: Tensor, partners: Tensor):  # type: ignore[override]
@@ -151,16 +153,6 @@ class TrackedAttack(Attack):
             self.log.before.append(before[index])
             self.log.after.append(after[index])
         return events
-
-
-def _self_train(context: Context, steps: int, preset_name: str) -> SelfTrain:
-    """SelfTrain(A) with the preset's training settings unless ``lr`` or ``mode`` are switched."""
-    return SelfTrain(
-        steps,
-        lr=context.option("lr", None),
-        mode=context.option("mode", None),
-        preset=preset_name,
-    )
 
 
 # ------------------------------------------------------------------------------------------------
