@@ -717,6 +717,7 @@ def segment_clones(
             f"far pairs (parent MAE ≥ median {cut:.3g}, {int(far_pair.sum())} pairs): first half "
             f"{far_first:.0%} approach p1, second half {far_second:.0%} move away from p1 and "
             f"toward p2 (needed ≥ {MAJORITY:.0%} each); {dropped} divergent children dropped",
+            setting="torch init (journal)",
             value=min(far_first, far_second),
             quantity="smaller of the two far-pair half shares",
             threshold=f"≥ {MAJORITY} in each half",
@@ -729,6 +730,7 @@ def segment_clones(
             f"{close_dev:.2f} vs far {far_dev:.2f} (near diagonal = at most half); first half "
             f"{close_first_away:.0%} move away from p1, second half {close_second_back:.0%} "
             "toward p1 (opposite tendency = both > 50%)",
+            setting="torch init (journal)",
             value=close_dev / far_dev if far_dev else math.nan,
             quantity="close/far median deviation from the diagonal",
             threshold="≤ 0.5, and both opposite-tendency shares > 0.5",

@@ -563,6 +563,7 @@ def trained_robustness(
             )
             if K
             else none,
+            setting="torch init (journal)",
             value=gap,
             quantity="mean F of 𝓘 − trained (applications)",
             threshold="> 2 standard errors of the difference",
@@ -579,6 +580,7 @@ def trained_robustness(
             )
             if K
             else none,
+            setting="torch init (journal)",
             value=min(trained_below) if trained_below else math.nan,
             quantity="smallest median F at ζ < ε",
             threshold=f"≥ {few} at every ζ < ε",
