@@ -28,6 +28,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from chemistry.event_log import EventLog
+from chemistry.lineage import BLOCK_ROWS, Particles, birth_items, particle_table
 from chemistry.storage import write_atomically
 
 __all__ = ["COLUMNS", "write_alife", "read_alife"]
@@ -46,50 +48,86 @@ COLUMNS = (
 )
 
 
-def _text(values: np.ndarray) -> list[str]:
-    """Cells of an object column: "" for None, else the value as text."""
-    return ["" if v is None else str(v) for v in values.tolist()]
-
-
 #: Rows formatted and written at a time: bounded memory for millions of particles.
 ROWS_PER_BLOCK = 65536
 
 
-def write_alife(table: Any, birth_data: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
-    """Write ``table`` (a :class:`chemistry.lineage.Particles`) as ``path``, atomically.
+def _ancestor_lists(table: Particles) -> tuple[np.ndarray, np.ndarray]:
+    """(rows with parents, their ``ancestor_list`` cells): ``[3]``, or ``"[3,8]"`` quoted."""
+    rows, starts, counts = np.unique(table.parent_row, return_index=True, return_counts=True)
+    text = table.parent_uid[starts].astype(str)
+    for rank in range(1, int(counts.max(initial=1))):
+        more = counts > rank
+        text[more] = np.strings.add(
+            np.strings.add(text[more], ","), table.parent_uid[starts[more] + rank].astype(str)
+        )
+    cells = np.strings.add(np.strings.add("[", text), "]")
+    cells[counts > 1] = np.strings.add(np.strings.add('"', cells[counts > 1]), '"')
+    return rows, cells
 
-    ``birth_data``: the birth event items per particle (``architecture``, ``node``), as
-    columns aligned with ``table``. Rows are formatted a block at a time.
+
+def _item_text(items: dict[str, tuple[np.ndarray, list[Any]]], name: str, n: int) -> np.ndarray:
+    """A birth item as CSV text per particle ("" where absent)."""
+    if name not in items:
+        return np.full(n, "", dtype=object)
+    codes, values = items[name]
+    texts = np.array([*(str(v) for v in values), ""], dtype=object)
+    return texts[codes]
+
+
+def write_alife(
+    log: EventLog,
+    path: str | os.PathLike,
+    *,
+    block_rows: int = ROWS_PER_BLOCK,
+    event_rows: int = BLOCK_ROWS,
+) -> Path:
+    """Write the phylogeny of ``log`` as ``path``, atomically.
+
+    The per-particle table is made in one pass over the log a block at a time
+    (:func:`chemistry.lineage.particle_table`); rows are formatted with numpy string operations
+    and written ``block_rows`` at a time (events read ``event_rows`` at a time), so memory is a
+    few integers per particle.
     """
+    table = particle_table(log, event_rows)
+    items = birth_items(log, table.birth_event, event_rows)
     n = len(table.uid)
-    empty = np.full(n, None, dtype=object)
-    architecture = birth_data.get("architecture", empty)
-    node = birth_data.get("node", empty)
+    architecture = _item_text(items, "architecture", n)
+    node = _item_text(items, "node", n)
+    ancestor_rows, ancestor_cells = _ancestor_lists(table)
 
     def block(lo: int, hi: int) -> str:
-        ancestors = [
-            '"[' + ",".join(map(str, p)) + ']"' if len(p) > 1 else f"[{p[0]}]" if p else "[none]"
-            for p in (table.parents.get(i, ()) for i in range(lo, hi))
-        ]
+        ancestors = np.full(hi - lo, "[none]", dtype=object)
+        a, b = np.searchsorted(ancestor_rows, [lo, hi])
+        ancestors[ancestor_rows[a:b] - lo] = ancestor_cells[a:b]
+        death = table.death[lo:hi]
+        error = table.error[lo:hi].astype(np.float64)
+        errors = np.full(hi - lo, "", dtype=object)
+        known = ~np.isnan(error)
+        if known.any():
+            errors[known] = np.char.mod("%.9g", error[known])  # exact float32
         columns = [
-            [str(uid) for uid in table.uid[lo:hi].tolist()],
+            table.uid[lo:hi].astype(str),
             ancestors,
-            [str(epoch) for epoch in table.birth[lo:hi].tolist()],
-            [str(epoch) if epoch >= 0 else "inf" for epoch in table.death[lo:hi].tolist()],
-            list(table.status[lo:hi]),
-            [str(epoch) for epoch in table.status_epoch[lo:hi].tolist()],
-            [f"{q:.9g}" if q == q else "" for q in table.error[lo:hi].tolist()],  # exact float32
-            list(table.death_cause[lo:hi]),
-            _text(architecture[lo:hi]),
-            _text(node[lo:hi]),
+            table.birth[lo:hi].astype(str),
+            np.where(death >= 0, death.astype(str), "inf"),
+            table.status[lo:hi],
+            table.status_epoch[lo:hi].astype(str),
+            errors,
+            table.death_cause[lo:hi],
+            architecture[lo:hi],
+            node[lo:hi],
         ]
-        return "".join(",".join(row) + "\n" for row in zip(*columns, strict=True))
+        line = columns[0].astype(object)
+        for column in columns[1:]:
+            line = line + "," + column.astype(object)
+        return "\n".join(line.tolist()) + "\n"
 
     def write(temporary: str) -> None:
         with open(temporary, "w", encoding="utf-8", newline="") as handle:
             handle.write(",".join(COLUMNS) + "\n")
-            for lo in range(0, n, ROWS_PER_BLOCK):
-                handle.write(block(lo, min(lo + ROWS_PER_BLOCK, n)))
+            for lo in range(0, n, block_rows):
+                handle.write(block(lo, min(lo + block_rows, n)))
 
     return write_atomically(Path(path), write)
 

@@ -19,14 +19,15 @@ API (what an incremental checkpoint needs):
 * ``append(**arrays)``, ``flush()`` (write pending rows as one chunk; a no-op without a folder),
 * ``length`` (rows written plus rows pending), ``truncate(n)`` (keep the first ``n`` rows, on
   disk and in memory: roll back to a checkpoint's row count), ``read(names=None, start=0,
-  stop=None)`` (concatenated columns).
+  stop=None)`` (concatenated columns), ``blocks(names=None, rows=...)`` (the columns a block
+  at a time, for bounded-memory passes over a long table).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -228,10 +229,12 @@ class ChunkedTable:
     def __len__(self) -> int:
         return self.length
 
-    def _load(self, chunk: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def _load(
+        self, chunk: Mapping[str, Any], names: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
         assert self.directory is not None
         with np.load(self.directory / chunk["file"], allow_pickle=False) as archive:
-            return {name: archive[name] for name in self.columns}
+            return {name: archive[name] for name in (names or self.columns)}
 
     def _merged(self, parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         if len(parts) == 1:
@@ -267,6 +270,20 @@ class ChunkedTable:
                 name: np.empty((0, *self.columns[name][1]), self.columns[name][0]) for name in names
             }
         return {name: np.concatenate([p[name] for p in parts]) for name in names}
+
+    def blocks(
+        self, names: Sequence[str] | None = None, rows: int = FLUSH_ROWS
+    ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """``(first row, columns)`` per block of at most ``rows`` rows, in order: one chunk file
+        (or pending block) in memory at a time."""
+        names = list(self.columns) if names is None else list(names)
+        offset = 0
+        for block in [*self._chunks, *self._pending]:
+            data = self._load(block, names) if "file" in block else block
+            size = len(next(iter(data.values())))
+            for lo in range(0, size, max(int(rows), 1)):
+                yield offset + lo, {name: data[name][lo : lo + rows] for name in names}
+            offset += size
 
     def to_frame(self) -> Any:
         """The table as a ``pandas.DataFrame`` (a 2-D column becomes ``name_0 .. name_{r-1}``)."""

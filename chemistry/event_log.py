@@ -347,9 +347,9 @@ class EventLog(Sequence[Event]):
 
     def attach(self, directory: str | os.PathLike) -> None:
         """Stream every table to ``directory/<table>/`` from now on (see ChunkedTable)."""
+        self._save_meta()  # before: attaching writes each table's index with its meta
         for name, table in self.tables.items():
             table.attach(Path(directory) / name)
-        self._save_meta()
 
     def flush(self) -> None:
         """Write pending rows of every table (with a directory attached)."""

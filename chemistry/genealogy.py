@@ -89,7 +89,14 @@ import numpy as np
 
 from chemistry.alife import write_alife
 from chemistry.event_log import EventLog, scalar
-from chemistry.lineage import Particles, Versions, build_versions, particle_table, reach
+from chemistry.lineage import (
+    Particles,
+    Versions,
+    birth_items,
+    build_versions,
+    particle_table,
+    reach,
+)
 from chemistry.storage import write_atomically
 from interactions.events import (
     EDGE_KINDS,
@@ -880,25 +887,11 @@ class Genealogy:
 
     def _birth_data(self, table: Particles) -> dict[str, np.ndarray]:
         """The data items of each particle's birth event: ``{name: values [n]}`` (None: none)."""
-        data = self.log.tables["event_data"].read()
-        order = np.argsort(table.birth_event)
-        births = table.birth_event[order]
-        at = np.minimum(np.searchsorted(births, data["row"]), max(len(births) - 1, 0))
-        hit = births[at] == data["row"] if len(births) else np.zeros(len(data["row"]), bool)
-        owners = order[at[hit]]
-        names, values = data["name"][hit], data["value"][hit]
-        out: dict[str, np.ndarray] = {}
-        for name in np.unique(names).tolist():
-            mine = names == name
-            distinct, inverse = np.unique(values[mine], return_inverse=True)
-            decoded = np.empty(len(distinct) + 1, dtype=object)
-            try:  # the common case, integers (e.g. ``node``), without a JSON parse per value
-                decoded[:-1] = distinct.astype(np.int64).tolist()
-            except ValueError:
-                decoded[:-1] = [json.loads(v) for v in distinct.tolist()]
-            column = np.full(len(table.uid), None, dtype=object)
-            column[owners[mine]] = decoded[:-1][inverse]
-            out[name] = column
+        out = {}
+        for name, (codes, values) in birth_items(self.log, table.birth_event).items():
+            decoded = np.empty(len(values) + 1, dtype=object)
+            decoded[:-1] = values
+            out[name] = decoded[codes]  # code -1: the trailing None
         return out
 
     def replicator_lineages(self, status: str = "FIXPOINT") -> dict[int, list[int]]:
@@ -918,8 +911,7 @@ class Genealogy:
 
     def write_alife(self, path: str | os.PathLike) -> Path:
         """Write the phylogeny as an ALife Data Standard CSV (see :mod:`chemistry.alife`)."""
-        table = self.particles()
-        return write_alife(table, self._birth_data(table), path)
+        return write_alife(self.log, path)
 
     # ------------------------------------------------------------------ export / import
 

@@ -16,14 +16,17 @@ reaches (:func:`reach`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 
 from chemistry.event_log import EventLog
 from interactions.events import inheritance_of
 
-__all__ = ["Versions", "build_versions", "reach", "Particles", "particle_table"]
+__all__ = ["Versions", "build_versions", "reach", "Particles", "particle_table", "birth_items"]
 
 _NONE, _HORIZONTAL, _VERTICAL = 0, 1, 2
 #: Pseudo kinds of version edges and nodes (besides the event kinds).
@@ -217,15 +220,20 @@ def reach(versions: Versions, seeds: np.ndarray, *, forward: bool) -> np.ndarray
     return np.flatnonzero(seen)
 
 
+#: Event rows read at a time by :func:`particle_table` and :func:`birth_items`.
+BLOCK_ROWS = 1 << 20
+
+
 @dataclass
 class Particles:
     """One row per particle uid ever mentioned (ascending ``uid``).
 
     ``birth`` / ``death``: epochs (-1: not recorded / alive); ``birth_event`` / ``death_event``:
-    event indices (-1: none); ``parents``: row -> vertical parents in recording order (rows
-    without parents are absent);
-    ``death_cause``: kind of the event that removed it ("death" for a plain kill, "" alive);
-    ``status`` / ``status_epoch`` / ``error``: last measured class ("" none), when, and its q.
+    event indices (-1: none); ``parent_row`` / ``parent_uid``: vertical parents, one pair per
+    (row, parent), grouped by row and in recording order within a row (:attr:`parents` as a
+    dict); ``death_cause``: kind of the event that removed it ("death" for a plain kill, ""
+    alive); ``status`` / ``status_epoch`` / ``error``: last measured class ("" none), when, and
+    its q.
     """
 
     uid: np.ndarray
@@ -233,76 +241,148 @@ class Particles:
     death: np.ndarray
     birth_event: np.ndarray
     death_event: np.ndarray
-    parents: dict[int, list[int]]
-    death_cause: list[str]
+    parent_row: np.ndarray
+    parent_uid: np.ndarray
+    death_cause: np.ndarray
     status: np.ndarray
     status_epoch: np.ndarray
     error: np.ndarray
 
+    @cached_property
+    def parents(self) -> dict[int, list[int]]:
+        """Row -> its vertical parents in recording order (rows without parents are absent)."""
+        out: dict[int, list[int]] = {}
+        for row, parent in zip(self.parent_row.tolist(), self.parent_uid.tolist(), strict=True):
+            out.setdefault(row, []).append(parent)
+        return out
 
-def particle_table(log: EventLog) -> Particles:
-    """Births, deaths, parents, causes of death and last classes, per particle, from the log."""
-    columns = log.tables["events"].read(["epoch", "kind", "actor", "target", "child"])
-    kinds, epochs = columns["kind"], columns["epoch"]
-    actor, target, child = columns["actor"], columns["target"], columns["child"]
-    known = log.last_classes()[0]
-    size = 1 + max(int(ids.max(initial=-1)) for ids in (actor, target, child, known))
-    present = np.zeros(size, dtype=bool)
-    for ids in (actor, target, child, known):
-        present[ids[ids >= 0]] = True
-    uids = np.flatnonzero(present)
+
+def _keep_last(who: np.ndarray, mask: np.ndarray, targets: list[tuple[np.ndarray, np.ndarray]]):
+    """``array[who[i]] = values[i]`` for the masked i, the last i of each uid winning."""
+    chosen = np.flatnonzero(mask)[::-1]
+    uids, first = np.unique(who[chosen], return_index=True)
+    for array, values in targets:
+        array[uids] = values[chosen[first]]
+
+
+def particle_table(log: EventLog, block_rows: int = BLOCK_ROWS) -> Particles:
+    """Births, deaths, parents, causes of death and last classes, per particle, from the log.
+
+    One pass over the events a block at a time (bounded memory); per-uid arrays only.
+    """
+    birth_code, death_code = log.kind_code("birth"), log.kind_code("death")
+    inherit_of = _inheritance_codes(log.kind_names)
+    known, codes, when, errors = log.last_classes()
+    size = int(known.max(initial=-1)) + 1
+    fills = {"present": False, "birth_event": -1, "birth": -1, "death_event": -1, "death": -1}
+    fills |= {"cause_event": -1, "cause_kind": -1}
+    per_uid = {
+        name: np.full(size, fill, np.bool_ if fill is False else np.int64)
+        for name, fill in fills.items()
+    }
+    per_uid["present"][known] = True
+    children: list[np.ndarray] = []
+    actors: list[np.ndarray] = []
+    names = ["epoch", "kind", "actor", "target", "child"]
+    for start, columns in log.tables["events"].blocks(names, block_rows):
+        kinds, epochs = columns["kind"], columns["epoch"]
+        actor, target, child = columns["actor"], columns["target"], columns["child"]
+        top = 1 + max(int(ids.max(initial=-1)) for ids in (actor, target, child))
+        if top > size:
+            size = max(top, 2 * size)
+            for name, old in per_uid.items():
+                new = np.full(size, fills[name], old.dtype)
+                new[: len(old)] = old
+                per_uid[name] = new
+        present = per_uid["present"]
+        for ids in (actor, target, child):
+            present[ids[ids >= 0]] = True
+        rows = np.arange(start, start + len(kinds), dtype=np.int64)
+        _keep_last(
+            child,
+            (kinds == birth_code) & (child >= 0),
+            [(per_uid["birth_event"], rows), (per_uid["birth"], epochs)],
+        )
+        _keep_last(
+            target,
+            (kinds == death_code) & (target >= 0),
+            [(per_uid["death_event"], rows), (per_uid["death"], epochs)],
+        )
+        inherit = inherit_of[kinds]
+        vertical = (inherit == _VERTICAL) & (child >= 0) & (actor >= 0)
+        children.append(child[vertical])
+        actors.append(actor[vertical])
+        replaced = (inherit != _HORIZONTAL) & (target >= 0) & (child >= 0) & (target != child)
+        _keep_last(
+            target,
+            replaced,
+            [(per_uid["cause_event"], rows), (per_uid["cause_kind"], kinds.astype(np.int64))],
+        )
+    uids = np.flatnonzero(per_uid["present"])
     index_of = np.full(size, -1, dtype=np.int64)
     index_of[uids] = np.arange(len(uids))
-    n = len(uids)
-
-    def per_uid(mask: np.ndarray, who: np.ndarray, last: bool) -> np.ndarray:
-        """Event index per uid of the first (or last) masked event naming it; -1 if none."""
-        rows = np.flatnonzero(mask)
-        if last:
-            out = np.full(n, -1, np.int64)
-            np.maximum.at(out, index_of[who[rows]], rows)
-            return out
-        out = np.full(n, np.iinfo(np.int64).max, np.int64)
-        np.minimum.at(out, index_of[who[rows]], rows)
-        return np.where(out == np.iinfo(np.int64).max, -1, out)
-
-    birth_event = per_uid((kinds == log.kind_code("birth")) & (child >= 0), child, last=True)
-    death_event = per_uid((kinds == log.kind_code("death")) & (target >= 0), target, last=True)
-    birth = np.where(birth_event >= 0, epochs[np.maximum(birth_event, 0)], -1)
-    death = np.where(death_event >= 0, epochs[np.maximum(death_event, 0)], -1)
-    inherit = _inheritance_codes(log.kind_names)[kinds] if len(kinds) else np.zeros(0, np.int8)
-    parents: dict[int, list[int]] = {}
-    vertical = np.flatnonzero((inherit == _VERTICAL) & (child >= 0) & (actor >= 0))
-    for c, a in zip(child[vertical].tolist(), actor[vertical].tolist(), strict=True):
-        mine = parents.setdefault(int(index_of[c]), [])
-        if a not in mine:
-            mine.append(a)
-    replaced = np.flatnonzero((inherit != _HORIZONTAL) & (target >= 0) & (child >= 0))
-    replaced = replaced[target[replaced] != child[replaced]]
-    is_cause = np.zeros(len(kinds), dtype=bool)
-    is_cause[replaced] = True
-    cause_event = per_uid(is_cause, target, last=True)
-    death_cause = [
-        ("" if d < 0 else log.kind_names[kinds[e]] if e >= 0 else "death")
-        for d, e in zip(death_event.tolist(), cause_event.tolist(), strict=True)
-    ]
-    status = np.full(n, "", dtype=object)
-    status_epoch = np.full(n, -1, np.int64)
-    error = np.full(n, np.nan, np.float32)
-    known, codes, when, errors = log.last_classes()
+    got = {name: values[uids] for name, values in per_uid.items() if name != "present"}
+    child = np.concatenate(children) if children else np.zeros(0, np.int64)
+    actor = np.concatenate(actors) if actors else np.zeros(0, np.int64)
+    pairs, first = np.unique(np.stack([child, actor], axis=1), axis=0, return_index=True)
+    first = np.sort(first)  # each (child, parent) once, at its first event
+    parent_row = index_of[child[first]]
+    order = np.argsort(parent_row, kind="stable")
+    kind_names = np.array([*log.kind_names, "death"], dtype=object)
+    death_cause = np.where(got["death"] < 0, "", kind_names[got["cause_kind"]]).astype(object)
+    status = np.full(len(uids), "", dtype=object)
+    status_epoch = np.full(len(uids), -1, np.int64)
+    error = np.full(len(uids), np.nan, np.float32)
     at = index_of[known]
     status[at] = np.array(log.status_names, dtype=object)[codes]
     status_epoch[at] = when
     error[at] = errors
     return Particles(
         uids,
-        birth,
-        death,
-        birth_event,
-        death_event,
-        parents,
+        got["birth"],
+        got["death"],
+        got["birth_event"],
+        got["death_event"],
+        parent_row[order],
+        actor[first][order],
         death_cause,
         status,
         status_epoch,
         error,
     )
+
+
+def birth_items(
+    log: EventLog, birth_event: np.ndarray, block_rows: int = BLOCK_ROWS
+) -> dict[str, tuple[np.ndarray, list[Any]]]:
+    """The data items of each particle's birth event, ``{name: (codes [n], values)}``.
+
+    ``codes[i]`` indexes ``values`` (the distinct decoded values; -1: particle ``i`` has no such
+    item). One pass over ``event_data`` a block at a time: memory per particle is one int.
+    """
+    order = np.argsort(birth_event)
+    births = birth_event[order]
+    out: dict[str, tuple[np.ndarray, list[Any]]] = {}
+    code_of: dict[str, dict[str, int]] = {}
+    for _, data in log.tables["event_data"].blocks(None, block_rows):
+        if not len(births):
+            break
+        at = np.minimum(np.searchsorted(births, data["row"]), len(births) - 1)
+        hit = births[at] == data["row"]
+        owners = order[at[hit]]
+        names, values = data["name"][hit], data["value"][hit]
+        for name in np.unique(names).tolist():
+            mine = names == name
+            distinct, inverse = np.unique(values[mine], return_inverse=True)
+            if name not in out:
+                out[name] = (np.full(len(birth_event), -1, np.int64), [])
+                code_of[name] = {}
+            codes, decoded = out[name]
+            table = code_of[name]
+            for text in distinct.tolist():
+                if text not in table:
+                    table[text] = len(decoded)
+                    decoded.append(json.loads(text))
+            mapped = np.array([table[text] for text in distinct.tolist()], dtype=np.int64)
+            codes[owners[mine]] = mapped[inverse]
+    return out

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from chemistry.event_log import EventLog
 
 
-def synthetic_log(seed: int = 0, particles: int = 40, epochs: int = 12) -> EventLog:
-    """Births (with ``architecture`` / ``node`` data), attacks (some overwritten), learn,
-    clones, melts (a parent named twice), respawns, deaths, and classes with errors (NaN too)."""
+def synthetic_log(
+    seed: int = 0, particles: int = 40, epochs: int = 12, directory: Path | None = None
+) -> EventLog:
+    """Births (with ``architecture`` / ``node`` data), attacks (some overwritten), learn, clones,
+    melts (a parent named twice), respawns, deaths, and classes with errors (NaN too).
+
+    With ``directory``: streamed there from the start, in chunks of at most 5 rows.
+    """
     rng = np.random.default_rng(seed)
     log = EventLog()
+    if directory is not None:
+        for table in log.tables.values():
+            table.flush_rows = 5
+        log.attach(directory)
     alive = list(range(particles))
     next_uid = particles
     names = np.array(["weightwise", "aggregating"], dtype=object)
@@ -28,7 +39,9 @@ def synthetic_log(seed: int = 0, particles: int = 40, epochs: int = 12) -> Event
         targets = rng.choice(living, 10)
         lost = np.where(rng.random(10) < 0.3, True, None)
         log.record_batch(epoch, "attack", actors, targets, columns={"overwritten": lost})
-        log.record_batch(epoch, "learn", rng.choice(living, 3), rng.choice(living, 3), data={"steps": 5})
+        log.record_batch(
+            epoch, "learn", rng.choice(living, 3), rng.choice(living, 3), data={"steps": 5}
+        )
         # A clone replacing a victim, then a melt of two parents (the first named twice).
         parent, victim = (int(u) for u in rng.choice(living, 2, replace=False))
         child, next_uid = next_uid, next_uid + 1
@@ -40,9 +53,7 @@ def synthetic_log(seed: int = 0, particles: int = 40, epochs: int = 12) -> Event
         child, next_uid = next_uid, next_uid + 1
         log.record_batch(epoch, "melt", [a, b, a], [victim] * 3, [child] * 3)
         log.record_batch(epoch, "death", targets=[victim])
-        log.record_batch(
-            epoch, "birth", children=[child], columns={"architecture": ["weightwise"]}
-        )
+        log.record_batch(epoch, "birth", children=[child], columns={"architecture": ["weightwise"]})
         alive = [u for u in alive if u != victim] + [child]
         # A respawn of one particle (birth without data), every other epoch a plain death.
         old = int(rng.choice(np.array(alive)))
