@@ -324,6 +324,14 @@ class Genealogy:
         self._classes_applied = log.class_updates
         self._versions = None
 
+    @classmethod
+    def from_log(cls, log: EventLog) -> Genealogy:
+        """A genealogy reading ``log`` (e.g. :meth:`EventLog.open` of a run's ``events/``); its
+        graphs are built from the log on demand."""
+        genealogy = cls()
+        genealogy.log = log
+        return genealogy
+
     def attach(self, directory: str | os.PathLike) -> None:
         """Stream the event log to ``directory`` (``events/``, ``classes/``, ...) from now on."""
         self.log.attach(directory)

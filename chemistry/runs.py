@@ -8,6 +8,8 @@ A run directory holds:
 ``metrics.csv``                             one row per collected epoch
 ``trajectories.npz``                        every recorded state with its epoch and particle id
 ``genealogy.graphml``, ``genealogy.json``   the genealogy graph (GraphML, node-link JSON)
+                                            (these three only up to ``record.whole_exports_up_to``
+                                            particles: readers use ``events/``, ``trajectories/``)
 ``phylogeny.csv``                           the phylogeny, ALife Data Standard (chemistry.alife)
 ``events/``                                 the columnar event log, ``.npz`` chunks per table
 ``trajectories/``                           the float32 weight states, ``.npz`` chunks per arch
@@ -123,27 +125,40 @@ def write_run(soup: Soup, config: RunConfig, directory: str | Path) -> dict[str,
     writer.writerows(rows)
     written["metrics"] = write_text_atomically(directory / "metrics.csv", buffer.getvalue())
 
-    arrays: dict[str, Any] = {}
-    for name in soup.trajectories.names:
-        epochs, uids, weights = soup.trajectories.arrays(name)
-        arrays |= {f"{name}/epochs": epochs, f"{name}/uids": uids, f"{name}/weights": weights}
-
-    def save_arrays(temporary: str) -> None:
-        with open(temporary, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-
-    written["trajectories"] = write_atomically(directory / "trajectories.npz", save_arrays)
+    whole = 0 < config.record.whole_exports_up_to and len(soup) <= config.record.whole_exports_up_to
+    if whole:
+        written["trajectories"] = _write_trajectories(soup.trajectories, directory)
+    else:
+        soup.trajectories.attach(directory / "trajectories")  # a flush if streamed already
     genealogy = soup.genealogy
     written["phylogeny"] = genealogy.write_alife(directory / "phylogeny.csv")
     genealogy.attach(directory / "events")  # the columnar event log (a flush if streamed)
-    written["genealogy_graphml"] = genealogy.to_graphml(directory / "genealogy.graphml")
-    written["genealogy_json"] = genealogy.to_node_link_json(directory / "genealogy.json")
+    if whole:
+        written["genealogy_graphml"] = genealogy.to_graphml(directory / "genealogy.graphml")
+        written["genealogy_json"] = genealogy.to_node_link_json(directory / "genealogy.json")
+    else:
+        for name in ("trajectories.npz", "genealogy.graphml", "genealogy.json"):
+            (directory / name).unlink(missing_ok=True)  # never a stale one from an earlier end
     if config.record.figures:
         written |= draw_figures(
             directory, soup.datacollector.model_vars, soup.trajectories, genealogy.graph
         )
     written["manifest"] = _write_manifest(directory, soup.epoch, config.epochs)
     return written
+
+
+def _write_trajectories(trajectories: Trajectories, directory: Path) -> Path:
+    """``trajectories.npz``: every recorded state of every architecture, in one file."""
+    arrays: dict[str, Any] = {}
+    for name in trajectories.names:
+        epochs, uids, weights = trajectories.arrays(name)
+        arrays |= {f"{name}/epochs": epochs, f"{name}/uids": uids, f"{name}/weights": weights}
+
+    def save_arrays(temporary: str) -> None:
+        with open(temporary, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+    return write_atomically(directory / "trajectories.npz", save_arrays)
 
 
 def save_soup(
@@ -388,6 +403,16 @@ class RunDirectory:
                 )
         return path
 
+    def _streamed_instead(self, name: str, folder: str) -> bool:
+        """True for a finished run that wrote no file ``name`` (see ``record.whole_exports_up_to``)
+        but has the streamed table ``folder``; a file the manifest lists is never skipped."""
+        return (
+            not (self.path / name).exists()
+            and self.manifest is not None
+            and name not in self.manifest.get("files", {})
+            and (self.path / folder).is_dir()
+        )
+
     def config(self) -> RunConfig:
         """The run's resolved configuration (``config.toml``)."""
         path = self.path / CONFIG_NAME
@@ -438,7 +463,13 @@ class RunDirectory:
         return columns
 
     def trajectories(self) -> Trajectories:
-        """The recorded weight trajectories, per architecture."""
+        """The recorded weight trajectories, per architecture (from ``trajectories.npz``, or the
+        streamed ``trajectories/`` tables where a large run wrote no such file)."""
+        if self._streamed_instead("trajectories.npz", "trajectories"):
+            try:
+                return Trajectories.open(self.path / "trajectories")
+            except ValueError as error:
+                raise RunFileError(f"trajectories/ in {self.path} is damaged ({error})") from None
         path = self.verify("trajectories.npz")
         try:
             with np.load(path, allow_pickle=False) as archive:
@@ -473,7 +504,14 @@ class RunDirectory:
         return trajectories
 
     def genealogy(self) -> Genealogy:
-        """The genealogy (from ``genealogy.json``)."""
+        """The genealogy (from ``genealogy.json``, or the streamed ``events/`` log where a large
+        run wrote no such file: then ``status_epoch`` is when the class last changed)."""
+        events = self.path / "events"
+        if self._streamed_instead("genealogy.json", "events/events"):
+            try:
+                return Genealogy.from_log(EventLog.open(events))
+            except ValueError as error:
+                raise RunFileError(f"events/ in {self.path} is damaged ({error})") from None
         path = self.verify("genealogy.json")
         try:
             genealogy = Genealogy.from_node_link_json(path)

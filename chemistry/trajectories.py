@@ -21,9 +21,10 @@ from chemistry.columnar import ChunkedTable
 DTYPE = np.float32
 
 
-def _track(num_weights: int) -> ChunkedTable:
+def _track(name: str, num_weights: int) -> ChunkedTable:
     return ChunkedTable(
-        {"epoch": (np.int64, ()), "uid": (np.int64, ()), "weights": (DTYPE, (num_weights,))}
+        {"epoch": (np.int64, ()), "uid": (np.int64, ()), "weights": (DTYPE, (num_weights,))},
+        meta={"architecture": name},
     )
 
 
@@ -46,8 +47,23 @@ class Trajectories:
     """
 
     def __init__(self, sizes: dict[str, int]) -> None:
-        self._tracks = {name: _track(r) for name, r in sizes.items()}
+        self._tracks = {name: _track(name, r) for name, r in sizes.items()}
         self._directory: Path | None = None
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike) -> Trajectories:
+        """Reopen tables streamed to ``directory`` (see :meth:`attach`); they stay attached.
+
+        Raises:
+            ValueError: if a table folder is damaged.
+        """
+        trajectories = cls({})
+        trajectories._directory = Path(directory)
+        for folder in sorted(Path(directory).iterdir()):
+            if (folder / "index.json").is_file():
+                track = ChunkedTable.open(folder)
+                trajectories._tracks[track.meta.get("architecture", folder.name)] = track
+        return trajectories
 
     @property
     def names(self) -> list[str]:
@@ -56,7 +72,7 @@ class Trajectories:
     def add(self, name: str, num_weights: int) -> None:
         """Start a table for a new architecture."""
         if name not in self._tracks:
-            self._tracks[name] = _track(num_weights)
+            self._tracks[name] = _track(name, num_weights)
             if self._directory is not None:
                 self._tracks[name].attach(self._folder(name))
 
@@ -86,7 +102,7 @@ class Trajectories:
 
     def replace(self, name: str, epochs: np.ndarray, uids: np.ndarray, weights: np.ndarray) -> None:
         """Replace one architecture's table by saved arrays (for checkpoints)."""
-        track = _track(weights.shape[1])
+        track = _track(name, weights.shape[1])
         track.append(epoch=epochs, uid=uids, weights=weights)
         if self._directory is not None:
             track.attach(self._folder(name))

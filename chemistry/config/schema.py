@@ -449,15 +449,25 @@ class RecordConfig:
         metrics_every: classify and collect metrics every k epochs (0: off).
         checkpoint_every: write a checkpoint every k epochs and at the end (0: off).
         figures: draw the figures when the run ends.
+        whole_exports_up_to: write the whole-run files ``genealogy.graphml``,
+            ``genealogy.json`` and ``trajectories.npz`` at the end only for soups of at most
+            this many particles (0: never). Readers use the streamed ``events/`` and
+            ``trajectories/`` tables when they are absent.
     """
 
     trajectories_every: int = 1
     metrics_every: int = 1
     checkpoint_every: int = 10
     figures: bool = True
+    whole_exports_up_to: int = 100_000
 
     def __post_init__(self) -> None:
-        for name in ("trajectories_every", "metrics_every", "checkpoint_every"):
+        for name in (
+            "trajectories_every",
+            "metrics_every",
+            "checkpoint_every",
+            "whole_exports_up_to",
+        ):
             check_count(name, getattr(self, name), 0)
 
 

@@ -9,10 +9,12 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from chemistry.cli import main
 from chemistry.config import RunConfig, load_config
+from chemistry.runs import RunDirectory
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 # A tiny, fast soup: 4 particles, 3 epochs, 2 self-training steps.
@@ -379,3 +381,50 @@ def test_the_module_runs_as_a_program_and_fails_cleanly(tmp_path):
     assert "unknown key 'allow_selff' (did you mean 'allow_self'?)" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------- large runs
+
+
+def test_a_run_above_whole_exports_up_to_writes_only_streamed_tables(tmp_path, capsys):
+    """Without genealogy.json / trajectories.npz, readers use events/ and trajectories/."""
+    small = write_config(tmp_path / "small.toml", extra="")
+    streamed = tmp_path / "streamed.toml"
+    streamed.write_text(
+        small.read_text().replace("[record]\n", "[record]\nwhole_exports_up_to = 5\n"),
+        encoding="utf-8",
+    )
+    assert main(["run", str(small), "--out", str(tmp_path / "whole")]) == 0
+    assert main(["run", str(streamed), "--out", str(tmp_path / "big")]) == 0
+    whole, big = RunDirectory(tmp_path / "whole"), RunDirectory(tmp_path / "big")
+    for name in ("genealogy.json", "genealogy.graphml", "trajectories.npz"):
+        assert (whole.path / name).is_file()
+        assert not (big.path / name).exists()
+    assert (big.path / "phylogeny.csv").read_bytes() == (whole.path / "phylogeny.csv").read_bytes()
+    # The same soup: the streamed readers give what the whole files hold.
+    a, b = whole.trajectories(), big.trajectories()
+    assert a.names == b.names
+    for name in a.names:
+        for x, y in zip(a.arrays(name), b.arrays(name), strict=True):
+            assert np.array_equal(x, y)
+    g, h = whole.genealogy().graph, big.genealogy().graph
+    assert sorted(g.nodes) == sorted(h.nodes)
+    assert sorted((u, v, d["event"]) for u, v, d in g.edges(data=True)) == sorted(
+        (u, v, d["event"]) for u, v, d in h.edges(data=True)
+    )
+    for node, data in g.nodes(data=True):
+        assert h.nodes[node].get("status") == data.get("status")
+    capsys.readouterr()
+    for command in (["info"], ["plot"], ["lineage"], ["lineage", "--particle", "2"]):
+        assert main([command[0], str(big.path), *command[1:]]) == 0, command
+    out = capsys.readouterr().out
+    assert "particle 2" in out
+    assert (big.path / "figures" / "lineage.png").stat().st_size > 1000
+    assert (big.path / "figures" / "trajectories_ww.png").stat().st_size > 1000
+
+
+def test_a_listed_whole_file_that_is_missing_is_still_an_error(copy_of, capsys):
+    """The streamed tables stand in only for files the run did not write."""
+    (copy_of / "genealogy.json").unlink()
+    assert (copy_of / "events").is_dir()
+    bad_input(capsys, ["lineage", str(copy_of)], "genealogy.json", "missing")

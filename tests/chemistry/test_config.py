@@ -135,6 +135,7 @@ def test_resolved_configuration_fills_in_every_default():
         "metrics_every",
         "checkpoint_every",
         "figures",
+        "whole_exports_up_to",
     }
 
 
