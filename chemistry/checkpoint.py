@@ -14,10 +14,13 @@ soup is first rebuilt from the run's configuration, then its state is replaced.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
-from collections.abc import Callable
+import pickle
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +33,7 @@ from chemistry.storage import file_sha256, write_atomically, write_text_atomical
 from interactions.events import Event, EventKind
 from particles.agent import Particle
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 INDEX_NAME = "index.json"
 
 
@@ -160,17 +163,56 @@ def _set_clock(soup: Soup, time: float) -> None:
     ).start()
 
 
+def config_hash(config: Mapping[str, Any]) -> str:
+    """SHA-256 of a run's configuration without ``epochs`` (how long a run goes is not what it
+    is: ``resume --epochs N`` continues the same run), as hex of its canonical JSON."""
+    identity = {key: value for key, value in config.items() if key != "epochs"}
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_FILE_NAME = re.compile(r"epoch-[0-9]{6,}\.pt")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _checked_entry(entry: Any, number: int, path: Path) -> dict[str, Any]:
+    """An index entry after checking its fields: a damaged or crafted entry is a ValueError."""
+
+    def damaged(problem: str) -> ValueError:
+        return ValueError(
+            f"checkpoint index {path} is damaged: entry #{number} {problem}; it cannot be used"
+        )
+
+    if not isinstance(entry, dict):
+        raise damaged("is not a table")
+    epoch, name, digest = entry.get("epoch"), entry.get("file"), entry.get("sha256")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise damaged(f"has no valid epoch (epoch = {epoch!r})")
+    if not isinstance(name, str) or not _FILE_NAME.fullmatch(name):
+        raise damaged(
+            f"names the file {name!r}; only plain names epoch-NNNNNN.pt inside "
+            f"{path.parent} are allowed"
+        )
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        raise damaged(f"has no valid sha256 (sha256 = {digest!r})")
+    return entry
+
+
 def _read_index(directory: Path) -> list[dict[str, Any]]:
     path = directory / INDEX_NAME
     if not path.exists():
         return []
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))["checkpoints"]
+        if not isinstance(entries, list):
+            raise TypeError("'checkpoints' is not a list")
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(
             f"checkpoint index {path} is damaged ({error}); it cannot be read"
         ) from None
-    return entries
+    except OSError as error:
+        raise ValueError(f"checkpoint index {path} cannot be read ({error.strerror})") from None
+    return [_checked_entry(entry, number, path) for number, entry in enumerate(entries, 1)]
 
 
 def save_checkpoint(soup: Soup, run_directory: str | os.PathLike, config: dict[str, Any]) -> Path:
@@ -178,6 +220,7 @@ def save_checkpoint(soup: Soup, run_directory: str | os.PathLike, config: dict[s
     directory = Path(run_directory) / "checkpoints"
     tensors, meta = soup_state(soup)
     meta["config"] = config
+    meta["config_hash"] = config_hash(config)
     payload = {"tensors": tensors, "meta": json.dumps(meta)}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
@@ -191,7 +234,14 @@ def save_checkpoint(soup: Soup, run_directory: str | os.PathLike, config: dict[s
 
     path = write_atomically(directory / name, write)
     entries = [e for e in _read_index(directory) if e["file"] != name]
-    entries.append({"epoch": soup.epoch, "file": name, "sha256": file_sha256(path)})
+    entries.append(
+        {
+            "epoch": soup.epoch,
+            "file": name,
+            "sha256": file_sha256(path),
+            "config_hash": meta["config_hash"],
+        }
+    )
     entries.sort(key=lambda e: e["epoch"])
     write_text_atomically(
         directory / INDEX_NAME, json.dumps({"checkpoints": entries}, indent=1) + "\n"
@@ -205,12 +255,20 @@ def list_checkpoints(run_directory: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def read_checkpoint(
-    run_directory: str | os.PathLike, epoch: int | None = None
+    run_directory: str | os.PathLike,
+    epoch: int | None = None,
+    *,
+    run_config: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Load and verify the latest checkpoint (or the one of ``epoch``): (tensors, metadata).
 
+    Verified: the file is a plain file inside ``checkpoints/`` with the index's SHA-256; its
+    format version, epoch and config hash match the index; and its configuration is
+    ``run_config`` (the run directory's, when given) up to ``epochs``.
+
     Raises:
-        ValueError: when there is no checkpoint, or its file is missing or fails its checksum.
+        ValueError: when there is no checkpoint, or it fails one of these checks (nothing is
+            restored from it).
     """
     directory = Path(run_directory) / "checkpoints"
     entries = _read_index(directory)
@@ -221,6 +279,8 @@ def read_checkpoint(
         raise ValueError(f"no checkpoint{wanted} in {directory}")
     entry = entries[-1]
     path = directory / entry["file"]
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ValueError(f"checkpoint {path} is not a plain file; it is not read")
     if not path.exists():
         raise ValueError(f"checkpoint {path} named in {directory / INDEX_NAME} is missing")
     if file_sha256(path) != entry["sha256"]:
@@ -229,8 +289,61 @@ def read_checkpoint(
             f"checkpoint {path} is corrupted (its SHA-256 does not match the index); "
             f"earlier checkpoints: epochs {older or 'none'}"
         )
-    payload = torch.load(path, weights_only=True, map_location="cpu")
-    return payload["tensors"], json.loads(payload["meta"])
+    tensors, meta = _load_payload(path)
+    _verify(meta, entry, path, run_config)
+    return tensors, meta
+
+
+def _load_payload(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and metadata of a checkpoint file (never unpickling objects)."""
+    try:
+        payload = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as error:
+        raise pickle.UnpicklingError(f"checkpoint {path} is refused: {error}") from None
+    except Exception as error:  # a truncated zip: RuntimeError, OSError (Errno 22), EOFError...
+        raise ValueError(
+            f"checkpoint {path} is truncated or damaged ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''})"
+        ) from None
+    try:
+        tensors, meta = payload["tensors"], json.loads(payload["meta"])
+        if not isinstance(tensors, dict) or not isinstance(meta, dict):
+            raise TypeError("not tables")
+    except (TypeError, KeyError, ValueError) as error:
+        raise ValueError(f"{path} is not a checkpoint of this program ({error})") from None
+    return tensors, meta
+
+
+def _verify(
+    meta: dict[str, Any], entry: dict[str, Any], path: Path, run_config: Mapping[str, Any] | None
+) -> None:
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint {path} has format {meta.get('format')!r}; this version reads format "
+            f"{FORMAT_VERSION} only"
+        )
+    if meta.get("epoch") != entry["epoch"]:
+        raise ValueError(
+            f"checkpoint {path} holds epoch {meta.get('epoch')!r} but the index names it as epoch "
+            f"{entry['epoch']}; the index or the file was replaced"
+        )
+    config = meta.get("config")
+    if not isinstance(config, dict) or meta.get("config_hash") != config_hash(config):
+        raise ValueError(f"checkpoint {path} is damaged: its configuration does not match its hash")
+    if entry.get("config_hash", meta["config_hash"]) != meta["config_hash"]:
+        raise ValueError(
+            f"checkpoint {path} is not the one the index names (its config hash differs)"
+        )
+    if run_config is not None and config_hash(run_config) != meta["config_hash"]:
+        changed = sorted(
+            key
+            for key in set(config) | set(run_config)
+            if key != "epochs" and config.get(key) != run_config.get(key)
+        )
+        raise ValueError(
+            f"checkpoint {path} belongs to another run: its configuration differs from this run "
+            f"directory's in {', '.join(changed)}; it was not used"
+        )
 
 
 def load_checkpoint(
@@ -238,16 +351,14 @@ def load_checkpoint(
     build: Callable[[dict[str, Any]], Soup],
     *,
     epoch: int | None = None,
+    run_config: Mapping[str, Any] | None = None,
 ) -> tuple[Soup, dict[str, Any]]:
-    """Rebuild a soup from the run's config with ``build(config)`` and restore the checkpoint.
+    """Rebuild a soup from the run's config with ``build(config)`` and restore the checkpoint
+    (verified as in :func:`read_checkpoint`).
 
     Returns the restored soup and the config stored with the checkpoint.
     """
-    tensors, meta = read_checkpoint(run_directory, epoch)
-    if meta.get("format") != FORMAT_VERSION:
-        raise ValueError(
-            f"checkpoint format {meta.get('format')!r} is not supported (expected {FORMAT_VERSION})"
-        )
+    tensors, meta = read_checkpoint(run_directory, epoch, run_config=run_config)
     config = meta.pop("config")
     soup = build(config)
     restore_soup_state(soup, tensors, meta)

@@ -29,12 +29,14 @@ from chemistry.config import (
     read_config_file,
 )
 from chemistry.experiments.command import add_reproduce_parser
+from chemistry.lock import holder, release_held
 from chemistry.plots import plot_lineage
 from chemistry.runs import (
     DATA_FILES,
     MANIFEST_NAME,
     RunDirectory,
     RunFileError,
+    claim_run,
     default_particle,
     describe_lineage,
     draw_figures,
@@ -47,6 +49,7 @@ from chemistry.runs import (
     write_run,
 )
 from chemistry.soup import SCHEDULES, Soup
+from chemistry.storage import stale_temporaries
 from chemistry.threads import DEFAULT_THREADS, torch_threads
 from particles import ARCHITECTURES, PRESETS
 from particles.classification import Status
@@ -330,7 +333,8 @@ def _intact(directory: Path) -> bool:
 def resume_command(arguments: argparse.Namespace) -> int:
     """Continue a run from its latest checkpoint and write its run directory."""
     out: Path = arguments.run_dir
-    soup, config = resume_run(out, epoch=arguments.checkpoint)
+    claim_run(out)  # one writer: refuses a live run; removes a killed writer's temporary files
+    soup, config = resume_run(out, epoch=arguments.checkpoint, epochs=arguments.epochs)
     manifest = out / MANIFEST_NAME
     if arguments.epochs is not None:
         if arguments.epochs < soup.epoch:
@@ -467,8 +471,9 @@ def info_command(arguments: argparse.Namespace) -> int:
     manifest = run.manifest
     checkpoints = run.checkpoints()
     good = [entry["epoch"] for entry in checkpoints if entry["state"] == "ok"]
+    running = holder(run.path)
     problems = []
-    for name in DATA_FILES:
+    for name in DATA_FILES if running is None else ():  # a live writer replaces files
         if (run.path / name).exists():
             try:
                 run.verify(name)
@@ -477,7 +482,9 @@ def info_command(arguments: argparse.Namespace) -> int:
     columns = {}
     if (run.path / "metrics.csv").exists() and not any("metrics.csv" in p for p in problems):
         columns = run.metrics()
-    if manifest is not None:
+    if running is not None:
+        state = f"running (process {running or '?'} holds its lock); files may change"
+    elif manifest is not None:
         state = f"finished, {manifest.get('epoch')} of {config.epochs} epochs"
         if not problems:
             state += f" (data files match {MANIFEST_NAME})"
@@ -513,6 +520,9 @@ def info_command(arguments: argparse.Namespace) -> int:
         )
     else:
         print("checkpoints: none")
+    if running is None and (stale := stale_temporaries(run.path)):
+        names = ", ".join(str(p.relative_to(run.path)) for p in stale)
+        print(f"stale temporary files of a killed writer: {names} (`chemistry resume` removes them)")
     if problems:
         raise RunFileError(" ".join(problems))
     return 0
@@ -678,6 +688,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\nchemistry {command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        release_held()
     print(f"chemistry {command}: error: {_one_paragraph(message)}", file=sys.stderr)
     return EXIT_BAD_INPUT
 
