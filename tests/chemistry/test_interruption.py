@@ -92,3 +92,38 @@ def test_killed_run_resumes_to_identical_results(how, left_alone, tmp_path):
     assert code == 0, err
     for name in RESULT_FILES:
         assert (run / name).read_bytes() == (left_alone / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_a_live_run_has_one_writer(left_alone, tmp_path):
+    """--overwrite, a second run and a resume of a live (paused) run exit 2 naming its pid, info
+    calls it running, and the live run ends byte for byte like a solo run."""
+    run = tmp_path / "run"
+    live = chemistry("run", "--out", str(run), *SOUP)
+    deadline = time.monotonic() + 120
+    while latest_checkpoint(run) < 3:
+        assert live.poll() is None, "the run ended before it could be paused"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    live.send_signal(signal.SIGSTOP)  # alive and holding its lock while the others try
+    try:
+        attempts = [
+            ("run", "--out", str(run), "--overwrite", *SOUP[:-4], "--seed", "2"),
+            ("run", "--out", str(run), *SOUP),
+            ("resume", str(run)),
+        ]
+        for attempt in attempts:
+            code, out, err = finish(chemistry(*attempt))
+            assert code == 2, (attempt, err)
+            assert f"process {live.pid}" in err and "Traceback" not in err, err
+        code, out, err = finish(chemistry("info", str(run)))
+        assert code == 0, err
+        assert f"running (process {live.pid}" in out
+    finally:
+        live.send_signal(signal.SIGCONT)
+    code, _, err = finish(live)
+    assert code == 0, err
+    for name in RESULT_FILES:
+        assert (run / name).read_bytes() == (left_alone / name).read_bytes(), name
+    code, out, _ = finish(chemistry("info", str(run)))
+    assert code == 0 and "finished" in out and "running" not in out

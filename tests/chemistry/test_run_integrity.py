@@ -1,0 +1,220 @@
+"""A run directory cannot be silently corrupted: one writer (an OS lock), verified checkpoints,
+refused edits of its configuration, and no stale temporary files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chemistry.cli import main
+from chemistry.lock import LOCK_NAME, RunLock, RunLockedError, holder
+from chemistry.storage import stale_temporaries, write_text_atomically
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+TINY = ["--population", "4", "--epochs", "4", "--self-train", "2", "--checkpoint-every", "2"]
+
+
+def bad_input(capsys, argv: list[str], *fragments: str) -> str:
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    assert "Traceback" not in captured.err
+    message = captured.err.strip()
+    assert message.startswith(f"chemistry {argv[0]}: error: "), message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+    return message
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file's bytes but the lock file's (it names its latest holder)."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in directory.rglob("*")
+        if p.is_file() and p.name != LOCK_NAME
+    }
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory) -> Path:
+    """A run stopped at epoch 2 of 4 (as if killed): its last checkpoint and manifest removed."""
+    out = tmp_path_factory.mktemp("runs") / "interrupted"
+    assert main(["run", "--out", str(out), "--no-figures", *TINY]) == 0
+    index = out / "checkpoints" / "index.json"
+    entries = json.loads(index.read_text())["checkpoints"]
+    index.write_text(json.dumps({"checkpoints": [e for e in entries if e["epoch"] <= 2]}))
+    (out / "checkpoints" / "epoch-000004.pt").unlink()
+    (out / "manifest.json").unlink()
+    return out
+
+
+@pytest.fixture
+def run(interrupted, tmp_path) -> Path:
+    return Path(shutil.copytree(interrupted, tmp_path / "run"))
+
+
+# ---------------------------------------------------------------------- the lock
+
+
+def hold_in_child(directory: Path) -> subprocess.Popen:
+    """A child process holding the lock of ``directory`` until killed."""
+    code = (
+        "import sys, time; from chemistry.lock import RunLock; "
+        f"lock = RunLock({str(directory)!r}); print('held', flush=True); time.sleep(600)"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+    )
+    assert child.stdout.readline().strip() == "held"
+    return child
+
+
+def test_the_lock_names_its_holder_and_dies_with_it(tmp_path):
+    child = hold_in_child(tmp_path)
+    try:
+        assert holder(tmp_path) == child.pid
+        with pytest.raises(RunLockedError, match=f"process {child.pid}"):
+            RunLock(tmp_path)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert holder(tmp_path) is None  # the kernel released it with the process
+    with RunLock(tmp_path) as lock:
+        assert lock.held and holder(tmp_path) == os.getpid()
+    assert holder(tmp_path) is None
+
+
+def test_overwrite_and_resume_of_a_locked_run_exit_2_and_change_nothing(run, capsys):
+    before = snapshot(run)
+    child = hold_in_child(run)
+    try:
+        bad_input(capsys, ["run", "--out", str(run), "--overwrite", *TINY], f"process {child.pid}")
+        bad_input(capsys, ["resume", str(run)], f"process {child.pid}")
+        assert main(["info", str(run)]) == 0
+        assert f"running (process {child.pid}" in capsys.readouterr().out
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert snapshot(run) == before
+    assert main(["resume", str(run)]) == 0  # a killed holder never blocks the resume
+
+
+# ---------------------------------------------------------------------- verified checkpoints
+
+
+def rewrite_index(run: Path, change) -> None:
+    index = run / "checkpoints" / "index.json"
+    entries = json.loads(index.read_text())["checkpoints"]
+    change(entries)
+    index.write_text(json.dumps({"checkpoints": entries}))
+
+
+def test_a_foreign_checkpoint_with_a_matching_checksum_is_refused(run, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert main(["run", "--out", str(other), "--no-figures", *TINY, "--seed", "7"]) == 0
+    capsys.readouterr()
+    foreign = run / "checkpoints" / "epoch-000002.pt"
+    shutil.copyfile(other / "checkpoints" / "epoch-000002.pt", foreign)
+    digest = hashlib.sha256(foreign.read_bytes()).hexdigest()
+
+    def forge(entries):
+        entries[-1]["sha256"] = digest
+        entries[-1].pop("config_hash")
+
+    rewrite_index(run, forge)
+    before = snapshot(run)
+    bad_input(capsys, ["resume", str(run)], "belongs to another run", "seed")
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize(
+    "name", ["../config.json", "/etc/passwd", "epoch-000002.pt/..", "sub/epoch-000002.pt"]
+)
+def test_an_index_entry_outside_checkpoints_is_refused(run, capsys, name):
+    rewrite_index(run, lambda entries: entries[-1].update(file=name))
+    before = snapshot(run)
+    bad_input(capsys, ["resume", str(run)], "only plain names")
+    assert snapshot(run) == before
+
+
+def test_an_index_epoch_that_is_not_the_files_is_refused(run, capsys):
+    rewrite_index(run, lambda entries: entries[-1].update(epoch=3))  # epoch-000002.pt as 3
+    before = snapshot(run)
+    bad_input(capsys, ["resume", str(run)], "holds epoch 2", "epoch 3")
+    assert snapshot(run) == before
+
+
+def test_an_edited_config_is_refused_with_how_to_continue(run, capsys):
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace("epochs = 4", "epochs = 6"))
+    before = snapshot(run)
+    bad_input(capsys, ["resume", str(run)], "epochs 4 → 6", f"resume {run} --epochs 6")
+    assert snapshot(run) == before
+    config.write_text(config.read_text().replace("seed = 0", "seed = 3"))
+    before = snapshot(run)
+    bad_input(capsys, ["resume", str(run), "--epochs", "6"], "differs in: epochs, seed")
+    assert snapshot(run) == before
+    config.write_text(config.read_text().replace("seed = 3", "seed = 0"))
+    assert main(["resume", str(run), "--epochs", "6"]) == 0
+    assert "epochs = 6" in config.read_text()
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        {"checkpoints": [{}]},
+        {"checkpoints": [{"epoch": 2, "file": "epoch-000002.pt"}]},
+        {"checkpoints": [{"epoch": "2", "file": "epoch-000002.pt", "sha256": "0" * 64}]},
+        {"checkpoints": {}},
+    ],
+)
+def test_a_damaged_index_is_a_clear_error_in_info_and_resume(run, capsys, index):
+    (run / "checkpoints" / "index.json").write_text(json.dumps(index))
+    bad_input(capsys, ["info", str(run)], "index.json is damaged")
+    bad_input(capsys, ["resume", str(run)], "index.json is damaged")
+
+
+def test_a_truncated_checkpoint_with_a_matching_checksum_names_its_file(run, capsys):
+    latest = run / "checkpoints" / "epoch-000002.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])
+    digest = hashlib.sha256(latest.read_bytes()).hexdigest()
+    rewrite_index(run, lambda entries: entries[-1].update(sha256=digest))
+    bad_input(capsys, ["resume", str(run)], f"{latest} is truncated or damaged")
+
+
+# ---------------------------------------------------------------------- leftovers
+
+
+def test_resume_removes_the_temporary_files_of_a_killed_writer(run, capsys):
+    figures = run / "figures"
+    figures.mkdir(exist_ok=True)
+    # what SIGKILL during write_atomically leaves: the temporary, never renamed
+    stale = [figures / ".lineage.png.k3j_x9a2.partial", run / ".metrics.csv.a1b2c3d4.partial"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    keep = run / ".notes"
+    keep.write_text("not ours")
+    assert stale_temporaries(run) == sorted(stale)
+    assert main(["info", str(run)]) == 0
+    assert ".lineage.png.k3j_x9a2.partial" in capsys.readouterr().out
+    assert main(["resume", str(run)]) == 0
+    assert stale_temporaries(run) == [] and keep.exists()
+
+
+def test_an_io_error_names_the_file(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(OSError) as raised:
+        write_text_atomically(blocked / "inside.txt", "x")  # a file where a folder must be
+    assert str(blocked) in str(raised.value.filename)
