@@ -522,7 +522,9 @@ def info_command(arguments: argparse.Namespace) -> int:
         print("checkpoints: none")
     if running is None and (stale := stale_temporaries(run.path)):
         names = ", ".join(str(p.relative_to(run.path)) for p in stale)
-        print(f"stale temporary files of a killed writer: {names} (`chemistry resume` removes them)")
+        print(
+            f"stale temporary files of a killed writer: {names} (`chemistry resume` removes them)"
+        )
     if problems:
         raise RunFileError(" ".join(problems))
     return 0

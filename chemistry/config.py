@@ -56,6 +56,13 @@ from typing import Any
 import networkx as nx
 import torch
 
+from chemistry.limits import (
+    check_config_file,
+    check_device_type,
+    check_int64,
+    check_run,
+    check_topology,
+)
 from chemistry.soup import SCHEDULES, Soup
 from chemistry.topology import Topology
 from interactions import Attack, Interaction, Learn, Melt, NoisyClone, Respawn, SelfApply, SelfTrain
@@ -198,6 +205,7 @@ def _check(key: Key, value: Any, where: str) -> Any:
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise fail(f"is {_type_name(value)}")
+        check_int64(key.name, value, where)
         if key.minimum is not None and value < key.minimum:
             raise fail("is out of range")
         return value
@@ -838,13 +846,15 @@ class RunConfig:
                 _array_of_tables(data.get("rules", list(DEFAULT_RULES)), "rules"), 1
             )
         )
-        return cls(
+        config = cls(
             **top,
             record=record,
             population=population,
             topology=topology,
             rules=rules,
         )
+        check_run(config)
+        return config
 
     # ------------------------------------------------------------------ building
 
@@ -984,6 +994,7 @@ def _check_device(device: str, *, available: bool = False) -> None:
             f"at the top level: device = {_toml_value(device)} is not a torch device; "
             'use "cpu", "cuda", "cuda:1" or "mps"'
         ) from None
+    check_device_type(device, parsed.type)
     if not available:
         return
     if parsed.type == "cuda" and not torch.cuda.is_available():
@@ -1052,6 +1063,7 @@ def _parse_topology(table: Any, context: dict, base: str | Path | None) -> Topol
             path = Path(base or ".") / path
         params["path"] = str(path.resolve())
     topology = TopologyConfig(kind, params)
+    check_topology(kind, params, where)
     try:
         built = topology.build()
     except ConfigError:
@@ -1105,8 +1117,8 @@ def _toml_value(value: Any) -> str:
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
         return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):  # JSON escapes every control character but DEL; TOML needs all
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -1135,6 +1147,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist")
     if path.is_dir():
         raise ConfigError(f"config file {path} is a directory, not a TOML file")
+    check_config_file(path)
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:

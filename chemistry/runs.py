@@ -352,7 +352,9 @@ def _check_unedited(directory: Path, recorded: dict[str, Any], epochs: int | Non
     path = directory / CONFIG_NAME
     if not path.exists():
         return  # the resumed run writes it again
-    new_run = f"to run the edited configuration start a new run: `chemistry run {path} --out NEW_DIR`"
+    new_run = (
+        f"to run the edited configuration start a new run: `chemistry run {path} --out NEW_DIR`"
+    )
     try:
         edited = load_config(path).to_dict()
     except ConfigError as error:

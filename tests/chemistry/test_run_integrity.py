@@ -218,3 +218,57 @@ def test_an_io_error_names_the_file(tmp_path):
     with pytest.raises(OSError) as raised:
         write_text_atomically(blocked / "inside.txt", "x")  # a file where a folder must be
     assert str(blocked) in str(raised.value.filename)
+
+
+# ---------------------------------------------------------------------- TOML written reads back
+
+
+def test_a_description_with_every_control_character_round_trips(tmp_path, capsys):
+    from chemistry.config import RunConfig, load_config
+    from chemistry.runs import write_config
+
+    description = "".join(chr(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]) + 'a\\"b'
+    config = RunConfig.from_dict({"description": description, "epochs": 1})
+    write_config(config, tmp_path)
+    assert load_config(tmp_path / "config.toml").description == description
+    # the written configuration runs, and the run directory it makes reads back
+    out = tmp_path / "run"
+    assert main(["run", str(tmp_path / "config.toml"), "--out", str(out), *TINY[:2]]) == 0
+    assert load_config(out / "config.toml").description == description
+    assert main(["info", str(out)]) == 0
+    assert main(["resume", str(out)]) == 0
+
+
+# ---------------------------------------------------------------------- resource and range errors
+
+
+@pytest.mark.parametrize(
+    ("argv", "config", "fragments"),
+    [
+        (["--population", "1000000000000"], "", ["cannot fit in memory", "32.0 TB"]),
+        (["--device", "meta"], "", ['device = "meta" is not supported']),
+        (
+            [],
+            '[[population]]\narchitecture = "ww"\ncount = 4\nwidth = 1000000000\n',
+            ["cannot fit in memory", "4 ww particles of 1000000005000000000 weights"],
+        ),
+        ([], '[topology]\nkind = "complete"\nnodes = 1000000000000\n', ["cannot fit in memory"]),
+        ([], '[[rules]]\ntype = "self_apply"\ntimes = 100000000000\n', ["times", "<= 1000000"]),
+        ([], '[[rules]]\ntype = "self_train"\nsteps = 100000000000\n', ["steps", "days"]),
+        ([], "seed = 100000000000000000000\n", ["beyond TOML's 64-bit integer range"]),
+        (["--seed", "-100000000000000000000"], "", ["beyond TOML's 64-bit integer range"]),
+    ],
+    ids=["population", "meta", "width", "nodes", "times", "steps", "int64", "int64-flag"],
+)
+def test_resource_and_range_errors_exit_2_before_allocating(
+    tmp_path, capsys, argv, config, fragments
+):
+    if config:
+        (tmp_path / "c.toml").write_text(config)
+        argv = [str(tmp_path / "c.toml"), *argv]
+    bad_input(capsys, ["run", *argv, "--out", str(tmp_path / "run")], *fragments)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_device_file_is_not_read_as_a_config(tmp_path, capsys):
+    bad_input(capsys, ["run", "/dev/zero", "--out", str(tmp_path / "run")], "not a regular file")
