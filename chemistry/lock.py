@@ -80,8 +80,9 @@ def _read_pid(path: Path) -> int | None:
 def _locked_message(directory: Path, pid: int | None) -> str:
     who = f"process {pid}" if pid is not None else "another process"
     return (
-        f"run directory {directory} is in use: {who} is writing it (it holds {directory / LOCK_NAME})"
-        "; nothing was changed. Wait for it to finish or stop it, or choose another --out"
+        f"run directory {directory} is in use: {who} is writing it (it holds "
+        f"{directory / LOCK_NAME}); nothing was changed. Wait for it to finish or stop it, or "
+        "choose another --out"
     )
 
 
