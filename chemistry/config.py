@@ -58,7 +58,7 @@ import torch
 
 from chemistry.limits import (
     check_config_file,
-    check_device_type,
+    check_device,
     check_int64,
     check_run,
     check_topology,
@@ -806,7 +806,7 @@ class RunConfig:
             data, tuple(k for k in TOP_LEVEL if k.name == "eps"), "at the top level", context
         )
         context["eps"] = top["eps"]
-        _check_device(top["device"])
+        check_device(top["device"])
 
         record = RecordConfig(
             **_read(
@@ -890,7 +890,7 @@ class RunConfig:
             ConfigError: if the device is not available or the soup rejects the combination
                 (e.g. a rule that cannot act on an architecture).
         """
-        _check_device(self.device, available=True)
+        check_device(self.device, available=True)
         try:
             return Soup(
                 self.build_rules(),
@@ -984,27 +984,6 @@ def _plain_options(entry: PopulationEntry) -> str:
 def _rule_where(index: int, rule_type: Any) -> str:
     kind = f" (type = {_toml_value(rule_type)})" if isinstance(rule_type, str) else ""
     return f"[[rules]] #{index}{kind}"
-
-
-def _check_device(device: str, *, available: bool = False) -> None:
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise ConfigError(
-            f"at the top level: device = {_toml_value(device)} is not a torch device; "
-            'use "cpu", "cuda", "cuda:1" or "mps"'
-        ) from None
-    check_device_type(device, parsed.type)
-    if not available:
-        return
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f'device = {_toml_value(device)} is not available on this machine (no CUDA); use "cpu"'
-        )
-    if parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(
-            f'device = {_toml_value(device)} is not available on this machine; use "cpu"'
-        )
 
 
 def _parse_population(entry: Any, index: int) -> PopulationEntry:

@@ -15,6 +15,7 @@ where ``COPIES`` counts the weight bank and the working copies of training.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -67,13 +68,31 @@ def check_config_file(path: Path) -> None:
         )
 
 
-def check_device_type(device: str, device_type: str) -> None:
-    """Refuse a torch device the soup cannot run on (``meta``, ``xla``, ...)."""
-    if device_type not in DEVICE_TYPES:
+def check_device(device: str, *, available: bool = False) -> None:
+    """Refuse a string that is not a torch device, a device the soup cannot run on (``meta``,
+    ``xla``, ...) and, if ``available``, one this machine does not have."""
+    import torch
+
+    where = f"at the top level: device = {json.dumps(device)}"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
         raise _error(
-            f'at the top level: device = "{device}" is not supported; use "cpu", "cuda", '
-            '"cuda:N" or "mps"'
+            f'{where} is not a torch device; use "cpu", "cuda", "cuda:1" or "mps"'
+        ) from None
+    if parsed.type not in DEVICE_TYPES:
+        raise _error(f'{where} is not supported; use "cpu", "cuda", "cuda:N" or "mps"')
+    if not available:
+        return
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise _error(f'{where} is not available on this machine (no CUDA); use "cpu"')
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
+        raise _error(
+            f"{where} is not available on this machine ({torch.cuda.device_count()} CUDA "
+            'devices); use "cuda:0" or "cpu"'
         )
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise _error(f'{where} is not available on this machine; use "cpu"')
 
 
 def device_memory(device: str) -> int | None:

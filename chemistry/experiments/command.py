@@ -10,7 +10,9 @@ from pathlib import Path
 
 from chemistry.experiments import EXPERIMENTS
 from chemistry.experiments.base import SCALES, report_section, run_experiment, seed_verdict
+from chemistry.limits import check_device
 from chemistry.storage import write_text_atomically
+from particles.validation import check_choice, check_count
 
 REPORT_TITLE = (
     "# Reproduction report: Self-Replication in Neural Networks (Gabor, Illium et al. 2022)\n"
@@ -62,6 +64,9 @@ def reproduce(
         raise ValueError(
             f"experiment {unknown[0]!r} is unknown; choose from: all, {', '.join(EXPERIMENTS)}"
         )
+    check_choice("scale", scale, SCALES)  # checked before anything is written
+    check_count("seeds", seeds, 1)
+    check_device(device, available=True)
     out.mkdir(parents=True, exist_ok=True)
     report = out / "REPORT.md"
     started = time.perf_counter()

@@ -272,3 +272,14 @@ def test_resource_and_range_errors_exit_2_before_allocating(
 
 def test_a_device_file_is_not_read_as_a_config(tmp_path, capsys):
     bad_input(capsys, ["run", "/dev/zero", "--out", str(tmp_path / "run")], "not a regular file")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--seeds", "0"], ["--device", "meta"], ["--device", "cuda:99"]],
+    ids=["seeds", "meta", "cuda"],
+)
+def test_a_refused_reproduce_leaves_nothing_behind(tmp_path, capsys, argv):
+    out = tmp_path / "reproduction"
+    bad_input(capsys, ["reproduce", "quine", "--scale", "quick", "--out", str(out), *argv])
+    assert not out.exists()
