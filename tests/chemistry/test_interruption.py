@@ -127,3 +127,47 @@ def test_a_live_run_has_one_writer(left_alone, tmp_path):
         assert (run / name).read_bytes() == (left_alone / name).read_bytes(), name
     code, out, _ = finish(chemistry("info", str(run)))
     assert code == 0 and "finished" in out and "running" not in out
+
+
+KILL_DURING_FIGURE = """
+import os, signal, sys
+import chemistry.plots
+from chemistry.cli import main
+
+original = chemistry.plots.write_atomically
+
+def write_then_die(path, write):
+    if path.name != "lineage.png":
+        return original(path, write)
+
+    def half(temporary):
+        with open(temporary, "wb") as handle:
+            handle.write(b"half a figure")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    return original(path, half)
+
+chemistry.plots.write_atomically = write_then_die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_during_a_figure_write_leaves_no_temporary(left_alone, tmp_path):
+    run = tmp_path / "run"
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_DURING_FIGURE, "run", "--out", str(run), *SOUP],
+        cwd=REPOSITORY,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+        capture_output=True,
+        timeout=240,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    stale = [p.name for p in (run / "figures").iterdir() if p.name.startswith(".lineage.png.")]
+    assert len(stale) == 1, "the kill should leave the figure's temporary file"
+    code, _, err = finish(chemistry("resume", str(run)))
+    assert code == 0, err
+    hidden = [p for p in run.rglob(".*") if p.name != ".lock"]
+    assert hidden == []
+    for name in [*RESULT_FILES, "figures/lineage.png", "figures/counts.png"]:
+        assert (run / name).read_bytes() == (left_alone / name).read_bytes(), name
