@@ -20,6 +20,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from chemistry.census import DivergenceWatch, turnover
 from chemistry.config import (
     DTYPES,
     TOPOLOGIES,
@@ -87,6 +88,11 @@ class ProgressBar:
             self._last_tenth = tenth
             self.stream.write(line + "\n")
             self.stream.flush()
+
+    def interrupt(self, message: str) -> None:
+        """Print ``message`` on a line of its own (the bar goes on below it)."""
+        self.stream.write(("\n" if self.interactive else "") + message + "\n")
+        self.stream.flush()
 
     def close(self) -> None:
         if self.interactive:
@@ -249,6 +255,8 @@ def _print_census(soup: Soup, config: RunConfig, out: Path, written: dict[str, P
     for name, count in counts.items():
         print(f"  {name.ljust(width)}  {count:6d}")
     print(f"self-replicators (non-zero fixpoints): {counts['FIXPOINT']}")
+    last = turnover(soup, counts)
+    print(f"last epoch: {last['respawned']} respawned, {last['diverged']} diverged")
     print(f"run directory: {out}")
     for key in ("config", "metrics", "genealogy_json", "counts_figure", "lineage_figure"):
         if key in written:
@@ -258,10 +266,17 @@ def _print_census(soup: Soup, config: RunConfig, out: Path, written: dict[str, P
 def _advance(soup: Soup, config: RunConfig, out: Path, command: str) -> int | None:
     """Run to the configured epoch with a progress bar; returns an exit code if interrupted."""
     progress = ProgressBar(config.epochs, start=soup.epoch)
+    watch = DivergenceWatch()
+
+    def on_epoch(soup: Soup) -> None:
+        counts = soup.status_counts()
+        last = turnover(soup, counts)
+        progress.update(soup.epoch, counts | last)
+        if warning := watch.update(soup, last["diverged"]):
+            progress.interrupt(f"chemistry {command}: {warning}")
+
     try:
-        checkpoints = run_soup(
-            soup, config, out, on_epoch=lambda s: progress.update(s.epoch, s.status_counts())
-        )
+        checkpoints = run_soup(soup, config, out, on_epoch=on_epoch)
     except KeyboardInterrupt:
         progress.close()
         entries = []

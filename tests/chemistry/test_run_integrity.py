@@ -283,3 +283,41 @@ def test_a_refused_reproduce_leaves_nothing_behind(tmp_path, capsys, argv):
     out = tmp_path / "reproduction"
     bad_input(capsys, ["reproduce", "quine", "--scale", "quick", "--out", str(out), *argv])
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------- census
+
+
+DIVERGING = 'seed = 2\n[[rules]]\ntype = "self_train"\nsteps = 5\nlr = 1000000.0\n'
+
+
+@pytest.mark.parametrize(("respawn", "expected"), [(True, (6, 6)), (False, (0, 6))])
+def test_the_census_shows_respawns_and_divergences_and_warns_once(
+    tmp_path, capsys, respawn, expected
+):
+    config = tmp_path / "c.toml"
+    config.write_text(DIVERGING + ('[[rules]]\ntype = "respawn"\n' if respawn else ""))
+    argv = ["run", str(config), "--population", "6", "--epochs", "6", "--no-figures"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    captured = capsys.readouterr()
+    respawned, diverged = expected
+    assert f"last epoch: {respawned} respawned, {diverged} diverged" in captured.out
+    divergent_class = int(captured.out.split("DIVERGENT")[1].split()[0])
+    assert divergent_class == (0 if respawn else 6)  # respawn hides them from the classes
+    assert captured.err.count("every particle diverged") == 1
+    assert "diverged=6" in captured.err  # the progress line
+
+
+def test_the_divergence_warning_needs_consecutive_epochs():
+    from chemistry.census import DivergenceWatch
+
+    class Soup:
+        epoch = 0
+
+        def __len__(self):
+            return 4
+
+    watch = DivergenceWatch(epochs=2)
+    assert [watch.update(Soup(), d) for d in (4, 3, 4)] == [None, None, None]
+    assert watch.update(Soup(), 4) is not None
+    assert watch.update(Soup(), 4) is None and watch.update(Soup(), 4) is None
