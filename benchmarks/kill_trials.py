@@ -37,7 +37,7 @@ def chemistry(*arguments: str) -> subprocess.Popen:
         [sys.executable, "-m", "chemistry.cli", *arguments],
         cwd=REPOSITORY,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.PIPE,  # only the last line (the error, if any) is kept
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
     )
@@ -60,7 +60,10 @@ def complete(run: Path) -> tuple[int, str]:
     if "no checkpoint" in err or "config.json is missing" in err or "does not exist" in err:
         again = chemistry("run", "--out", str(run), "--overwrite", *SOUP)
         _, err = again.communicate()
-        return again.returncode, "ran again" + (f": {err.strip()}" if again.returncode else "")
+        why = "no checkpoint yet" if "no checkpoint" in err else "killed before its first files"
+        return again.returncode, f"ran again ({why})" + (
+            f": {err.strip()}" if again.returncode else ""
+        )
     return resumed.returncode, f"resume failed: {err.strip()}"
 
 

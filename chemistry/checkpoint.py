@@ -28,6 +28,7 @@ import torch
 from mesa.time import EventGenerator, Priority, Schedule
 
 from chemistry.genealogy import Genealogy
+from chemistry.increments import merge, records, split
 from chemistry.soup import Soup
 from chemistry.storage import file_sha256, write_atomically, write_text_atomically
 from interactions.events import Event, EventKind
@@ -171,7 +172,7 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-_FILE_NAME = re.compile(r"epoch-[0-9]{6,}\.pt")
+_FILE_NAME = re.compile(r"epoch-[0-9]{6,}(\.full)?\.pt")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -215,16 +216,34 @@ def _read_index(directory: Path) -> list[dict[str, Any]]:
     return [_checked_entry(entry, number, path) for number, entry in enumerate(entries, 1)]
 
 
-def save_checkpoint(soup: Soup, run_directory: str | os.PathLike, config: dict[str, Any]) -> Path:
-    """Write a checkpoint of ``soup`` with the run's ``config`` into ``checkpoints/``."""
+def save_checkpoint(
+    soup: Soup, run_directory: str | os.PathLike, config: dict[str, Any], *, keep: int = 0
+) -> Path:
+    """Write a checkpoint of ``soup`` with the run's ``config`` into ``checkpoints/``.
+
+    The checkpoint is an increment over the latest earlier one (see :mod:`chemistry.increments`);
+    checkpoints of this epoch or later (an abandoned continuation) leave the index. With
+    ``keep`` > 0 only the newest ``keep`` checkpoints stay: the oldest of them is first folded
+    into a full one, so nothing of the history is lost.
+    """
     directory = Path(run_directory) / "checkpoints"
+    entries = [e for e in _read_index(directory) if e["epoch"] < soup.epoch]
     tensors, meta = soup_state(soup)
+    base = _increment_base(directory, entries[-1]) if entries else None
+    split(tensors, meta, base)
     meta["config"] = config
     meta["config_hash"] = config_hash(config)
-    payload = {"tensors": tensors, "meta": json.dumps(meta)}
+    path = _write_payload(directory / f"epoch-{soup.epoch:06d}.pt", tensors, meta)
+    entries.append(_entry(soup.epoch, path, meta))
+    if keep and len(entries) > keep:
+        entries = _prune(directory, entries, keep)
+    _write_index(directory, entries)
+    return path
+
+
+def _write_payload(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    name = f"epoch-{soup.epoch:06d}.pt"
+    torch.save({"tensors": tensors, "meta": json.dumps(meta)}, buffer)
 
     def write(temporary: str) -> None:
         with open(temporary, "wb") as handle:
@@ -232,21 +251,50 @@ def save_checkpoint(soup: Soup, run_directory: str | os.PathLike, config: dict[s
             handle.flush()
             os.fsync(handle.fileno())
 
-    path = write_atomically(directory / name, write)
-    entries = [e for e in _read_index(directory) if e["file"] != name]
-    entries.append(
-        {
-            "epoch": soup.epoch,
-            "file": name,
-            "sha256": file_sha256(path),
-            "config_hash": meta["config_hash"],
-        }
-    )
-    entries.sort(key=lambda e: e["epoch"])
+    return write_atomically(path, write)
+
+
+def _entry(epoch: int, path: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    entry = {"epoch": epoch, "file": path.name, "sha256": file_sha256(path)}
+    entry["config_hash"] = meta["config_hash"]
+    if meta["base"] is not None:
+        entry["base"] = meta["base"]["epoch"]
+    return entry
+
+
+def _write_index(directory: Path, entries: list[dict[str, Any]]) -> None:
+    """Write the index, then remove checkpoint files it no longer names (this process holds the
+    run directory's lock: no other writer's files are among them)."""
     write_text_atomically(
         directory / INDEX_NAME, json.dumps({"checkpoints": entries}, indent=1) + "\n"
     )
-    return path
+    named = {entry["file"] for entry in entries}
+    for path in directory.iterdir():
+        if _FILE_NAME.fullmatch(path.name) and path.name not in named:
+            path.unlink(missing_ok=True)
+
+
+def _increment_base(directory: Path, entry: dict[str, Any]) -> dict[str, Any] | None:
+    """``{"epoch", "records"}`` of the checkpoint ``entry`` to continue, or None (write a full
+    checkpoint) when it cannot be read."""
+    try:
+        _, meta = _load_payload(_plain_file(directory, entry))
+        return {"epoch": entry["epoch"], "records": meta["records"]}
+    except (ValueError, KeyError, TypeError, pickle.UnpicklingError):
+        return None
+
+
+def _prune(directory: Path, entries: list[dict[str, Any]], keep: int) -> list[dict[str, Any]]:
+    """The newest ``keep`` entries, the oldest of them folded into a full checkpoint."""
+    kept = entries[-keep:]
+    oldest = kept[0]
+    if "base" in oldest:
+        tensors, meta = merge(_chain(directory, entries, oldest, None))
+        meta["records"] = records(tensors, meta)
+        meta["base"] = None
+        path = _write_payload(directory / f"epoch-{oldest['epoch']:06d}.full.pt", tensors, meta)
+        kept[0] = _entry(oldest["epoch"], path, meta)
+    return kept
 
 
 def list_checkpoints(run_directory: str | os.PathLike) -> list[dict[str, Any]]:
@@ -260,11 +308,13 @@ def read_checkpoint(
     *,
     run_config: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Load and verify the latest checkpoint (or the one of ``epoch``): (tensors, metadata).
+    """Load and verify the latest checkpoint (or the one of ``epoch``): (tensors, metadata),
+    its history assembled from the chain of increments it continues.
 
-    Verified: the file is a plain file inside ``checkpoints/`` with the index's SHA-256; its
-    format version, epoch and config hash match the index; and its configuration is
-    ``run_config`` (the run directory's, when given) up to ``epochs``.
+    Verified for every checkpoint of the chain: a plain file inside ``checkpoints/`` with the
+    index's SHA-256; its format version, epoch and config hash match the index; its
+    configuration is ``run_config`` (the run directory's, when given) up to ``epochs``; and each
+    increment continues the one before it.
 
     Raises:
         ValueError: when there is no checkpoint, or it fails one of these checks (nothing is
@@ -272,26 +322,53 @@ def read_checkpoint(
     """
     directory = Path(run_directory) / "checkpoints"
     entries = _read_index(directory)
-    if epoch is not None:
-        entries = [e for e in entries if e["epoch"] == epoch]
-    if not entries:
+    chosen = [e for e in entries if epoch is None or e["epoch"] == epoch]
+    if not chosen:
         wanted = f" for epoch {epoch}" if epoch is not None else ""
         raise ValueError(f"no checkpoint{wanted} in {directory}")
-    entry = entries[-1]
+    return merge(_chain(directory, entries, chosen[-1], run_config))
+
+
+def _plain_file(directory: Path, entry: dict[str, Any]) -> Path:
     path = directory / entry["file"]
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise ValueError(f"checkpoint {path} is not a plain file; it is not read")
     if not path.exists():
         raise ValueError(f"checkpoint {path} named in {directory / INDEX_NAME} is missing")
-    if file_sha256(path) != entry["sha256"]:
-        older = [e["epoch"] for e in entries[:-1]]
-        raise ValueError(
-            f"checkpoint {path} is corrupted (its SHA-256 does not match the index); "
-            f"earlier checkpoints: epochs {older or 'none'}"
-        )
-    tensors, meta = _load_payload(path)
-    _verify(meta, entry, path, run_config)
-    return tensors, meta
+    return path
+
+
+def _chain(
+    directory: Path,
+    entries: list[dict[str, Any]],
+    entry: dict[str, Any],
+    run_config: Mapping[str, Any] | None,
+) -> list[tuple[dict[str, torch.Tensor], dict[str, Any]]]:
+    """The verified checkpoints from the last full one to ``entry``, oldest first."""
+    chain = []
+    needed_by = ""
+    while True:
+        path = _plain_file(directory, entry)
+        if file_sha256(path) != entry["sha256"]:
+            older = [e["epoch"] for e in entries if e["epoch"] < entry["epoch"]]
+            raise ValueError(
+                f"checkpoint {path}{needed_by} is corrupted (its SHA-256 does not match the "
+                f"index); earlier checkpoints: epochs {older or 'none'}"
+            )
+        tensors, meta = _load_payload(path)
+        _verify(meta, entry, path, run_config)
+        chain.append((tensors, meta))
+        base = meta.get("base")
+        if base is None:
+            return chain[::-1]
+        found = [e for e in entries if e["epoch"] == base.get("epoch")]
+        if not found or base["epoch"] >= entry["epoch"]:
+            raise ValueError(
+                f"checkpoint {path} continues the checkpoint of epoch {base.get('epoch')}, which "
+                f"is not in {directory / INDEX_NAME}; resume from an earlier full checkpoint"
+            )
+        needed_by = f" (continued by the checkpoint of epoch {entry['epoch']})"
+        entry = found[-1]
 
 
 def _load_payload(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

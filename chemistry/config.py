@@ -379,6 +379,13 @@ RECORD: tuple[Key, ...] = (
         minimum=0,
         doc="checkpoint every k epochs and at the end (0: off)",
     ),
+    Key(
+        "checkpoint_keep",
+        "int",
+        0,
+        minimum=0,
+        doc="keep only the newest k checkpoints, older ones folded in (0: keep all)",
+    ),
     Key("figures", "bool", True, doc="draw the figures when the run ends"),
 )
 
@@ -751,6 +758,7 @@ class RecordConfig:
     trajectories_every: int = 1
     metrics_every: int = 1
     checkpoint_every: int = 10
+    checkpoint_keep: int = 0
     figures: bool = True
 
 

@@ -265,7 +265,7 @@ def run_soup(
     def save() -> None:
         nonlocal saved_at
         if module is not None and saved_at != soup.epoch:
-            module.save_checkpoint(soup, directory, resolved)
+            module.save_checkpoint(soup, directory, resolved, keep=config.record.checkpoint_keep)
             saved_at = soup.epoch
 
     if soup.epoch == 0:
