@@ -37,7 +37,7 @@ def chemistry(*arguments: str) -> subprocess.Popen:
         [sys.executable, "-m", "chemistry.cli", *arguments],
         cwd=REPOSITORY,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,  # only the last line (the error, if any) is kept
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
     )
@@ -51,6 +51,11 @@ def files(directory: Path) -> dict[str, bytes]:
     }
 
 
+def last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 def complete(run: Path) -> tuple[int, str]:
     """Bring a killed run to completion as a user would; returns (exit code, what was done)."""
     resumed = chemistry("resume", str(run))
@@ -62,9 +67,9 @@ def complete(run: Path) -> tuple[int, str]:
         _, err = again.communicate()
         why = "no checkpoint yet" if "no checkpoint" in err else "killed before its first files"
         return again.returncode, f"ran again ({why})" + (
-            f": {err.strip()}" if again.returncode else ""
+            f": {last_line(err)}" if again.returncode else ""
         )
-    return resumed.returncode, f"resume failed: {err.strip()}"
+    return resumed.returncode, f"resume failed: {last_line(err)}"
 
 
 def trial(number: int, delay: float, solo: dict[str, bytes], scratch: Path) -> bool:
