@@ -212,12 +212,23 @@ def test_resume_removes_the_temporary_files_of_a_killed_writer(run, capsys):
     assert stale_temporaries(run) == [] and keep.exists()
 
 
-def test_an_io_error_names_the_file(tmp_path):
-    blocked = tmp_path / "file"
-    blocked.write_text("")
-    with pytest.raises(OSError) as raised:
-        write_text_atomically(blocked / "inside.txt", "x")  # a file where a folder must be
-    assert str(blocked) in str(raised.value.filename)
+def test_file_too_large_names_the_file_and_leaves_no_temporary(tmp_path):
+    """A write beyond the file-size limit (EFBIG, an error without a file name) names it."""
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000)); "
+        "from chemistry.storage import write_text_atomically; "
+        "write_text_atomically(sys.argv[1], 'x' * 5000)"
+    )
+    target = tmp_path / "metrics.csv"
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(target)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+    )
+    assert result.returncode == 1
+    assert f"[Errno 27] File too large: '{target}'" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------- TOML written reads back
