@@ -2,9 +2,10 @@
 
     PYTHONPATH=. python benchmarks/kill_trials.py [--trials 20] [--seed 0] [--keep DIR]
 
-A solo run is timed first. Each trial starts the same run, kills it with SIGKILL after a random
-delay (half of the trials uniformly over the whole run, half over its last 30 %: the final write
-phase of data files, figures and manifest), then brings it to completion as a user would:
+A solo run is timed first, and its final write phase (data files, figures, manifest: from the
+last checkpoint to the end). Each trial starts the same run and kills it with SIGKILL: odd trials
+after a random delay over the whole run, even ones at a random moment of the write phase (after
+the last checkpoint appears). Then it brings the run to completion as a user would:
 ``chemistry resume`` (or, when the kill came before the first checkpoint, ``chemistry run
 --overwrite``). A trial passes when the directory then holds exactly the solo run's files, each
 byte-identical (the lock file ``.lock`` aside), and no stray (temporary) file. Prints one line per
@@ -72,10 +73,27 @@ def complete(run: Path) -> tuple[int, str]:
     return resumed.returncode, f"resume failed: {last_line(err)}"
 
 
-def trial(number: int, delay: float, solo: dict[str, bytes], scratch: Path) -> bool:
+def wait_for_last_checkpoint(run: Path, process: subprocess.Popen) -> float:
+    """Seconds from now until the run's last checkpoint is in its index (or the run ends)."""
+    started = time.perf_counter()
+    last = f'"epoch": {SOUP[SOUP.index("--epochs") + 1]},'
+    index = run / "checkpoints" / "index.json"
+    while process.poll() is None:
+        try:
+            if last in index.read_text():
+                break
+        except OSError:
+            pass
+        time.sleep(0.005)
+    return time.perf_counter() - started
+
+
+def trial(number: int, delay: float, solo: dict[str, bytes], scratch: Path, late: bool) -> bool:
     run = scratch / f"trial-{number}"
     process = chemistry("run", "--out", str(run), *SOUP)
+    waited = wait_for_last_checkpoint(run, process) if late else 0.0
     time.sleep(delay)
+    delay += waited
     finished = process.poll() is not None
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -89,6 +107,8 @@ def trial(number: int, delay: float, solo: dict[str, bytes], scratch: Path) -> b
     differing = sorted(name for name in set(solo) & set(result) if solo[name] != result[name])
     ok = code == 0 and not stray and not missing and not differing
     moment = "after it finished" if finished else f"at {delay:5.2f} s"
+    if late and not finished:
+        moment += f" ({delay - waited:.2f} s into the write phase)"
     print(
         f"trial {number:2d}: killed {moment}, {len(stray_after_kill)} temporary file(s) left, "
         f"{done}: "
@@ -114,21 +134,21 @@ def main(argv: list[str] | None = None) -> int:
     solo_run = scratch / "solo"
     started = time.perf_counter()
     process = chemistry("run", "--out", str(solo_run), *SOUP)
+    before_writing = wait_for_last_checkpoint(solo_run, process)
     _, err = process.communicate()
     seconds = time.perf_counter() - started
+    writing = seconds - before_writing
     if process.returncode != 0:
         print(f"the solo run failed: {err}", file=sys.stderr)
         return 1
     solo = files(solo_run)
-    print(f"solo run: {seconds:.1f} s, {len(solo)} files", flush=True)
+    print(f"solo run: {seconds:.1f} s ({writing:.2f} s write phase), {len(solo)} files", flush=True)
     moments = random.Random(arguments.seed)
     passed = 0
     for number in range(1, arguments.trials + 1):
-        if number % 2:
-            delay = moments.uniform(0.0, seconds)
-        else:
-            delay = moments.uniform(0.7 * seconds, 1.05 * seconds)
-        passed += trial(number, delay, solo, scratch)
+        late = number % 2 == 0
+        delay = moments.uniform(0.0, writing if late else seconds)
+        passed += trial(number, delay, solo, scratch, late)
     print(f"{passed}/{arguments.trials} byte-identical, no stray files")
     if arguments.keep is None:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -16,7 +16,7 @@ import pytest
 
 from chemistry.cli import main
 from chemistry.lock import LOCK_NAME, RunLock, RunLockedError, holder
-from chemistry.storage import stale_temporaries, write_text_atomically
+from chemistry.storage import stale_temporaries
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 TINY = ["--population", "4", "--epochs", "4", "--self-train", "2", "--checkpoint-every", "2"]
