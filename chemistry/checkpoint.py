@@ -9,7 +9,14 @@ What is saved: the weight banks (weights, sticky divergence flags, owners, free-
 node tables, every particle's birth, parents and node, the clocks (Mesa time, next unique id),
 every random generator (numpy, Python ``random``, both torch generators), the genealogy events and
 statuses, the collected data and the trajectories. Rules and architectures are not saved: the
-soup is first rebuilt from the run's configuration, then its state is replaced.
+soup is first rebuilt from the run's configuration, then its state is replaced. The history
+(events, statuses, collected data, trajectories) is stored as an increment over the previous
+checkpoint (:mod:`chemistry.increments`), so checkpoint bytes grow linearly with the epochs.
+
+A checkpoint is self-describing: it records its format version, its epoch and the hash of its
+run's configuration (:func:`config_hash`), and reading one checks all three against the index
+and, given the run directory's configuration, against the run, before anything is restored.
+Index entries may only name plain files ``epoch-NNNNNN.pt`` inside ``checkpoints/``.
 """
 
 from __future__ import annotations
