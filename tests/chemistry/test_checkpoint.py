@@ -21,8 +21,8 @@ def build(config: dict) -> Soup:
     return Soup(
         [
             Attack(0.3),
-            Learn(0.3, 2, preset="keras2019"),
-            SelfTrain(3, preset="keras2019"),
+            Learn(0.3, 2),
+            SelfTrain(3),
             NoisyClone(0.5, 0.05),
             Melt(0.5),
             Respawn(),
@@ -170,7 +170,7 @@ def test_checkpoint_bytes_grow_linearly_over_1000_epochs(tmp_path):
     """Each checkpoint holds the soup state and the history of its own 100 epochs only: the
     last two are about the same size, and the last is far smaller than a full copy of the
     history (a full copy at epoch 1000 is about ten times the one at epoch 100)."""
-    soup = Soup([SelfTrain(1, preset="keras2019"), Respawn()], population={Weightwise(): 6}, rng=1)
+    soup = Soup([SelfTrain(1), Respawn()], population={Weightwise(): 6}, rng=1)
     save_checkpoint(soup, tmp_path, CONFIG)
     for _ in range(10):
         soup.run_for(100)
@@ -185,9 +185,7 @@ def test_checkpoint_bytes_grow_linearly_over_1000_epochs(tmp_path):
     assert full_size > 5 * sizes[-1]
     resumed, _ = load_checkpoint(
         tmp_path,
-        lambda c: Soup(
-            [SelfTrain(1, preset="keras2019"), Respawn()], population={Weightwise(): 6}, rng=1
-        ),
+        lambda c: Soup([SelfTrain(1), Respawn()], population={Weightwise(): 6}, rng=1),
     )
     assert_same_soup(soup, resumed)
 
