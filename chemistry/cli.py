@@ -499,10 +499,18 @@ def lineage_command(arguments: argparse.Namespace) -> int:
     else:
         uid = arguments.particle
     print(describe_lineage(genealogy, uid))
+    epoch = arguments.epoch
+    try:
+        part = genealogy.lineage_graph(uid, epoch)
+    except ValueError as error:
+        raise RunFileError(f"--epoch {epoch}: {error}") from None
+    when = "" if epoch is None else f" as of epoch {epoch}"
     path = plot_lineage(
-        genealogy.lineage(uid),
+        part,
         run.path / "figures" / f"lineage_{uid}.png",
-        title=f"Lineage of particle {uid} (ancestors and descendants, all kinds of edge)",
+        title=f"Particle {uid}{when}: what shaped it and what it shaped "
+        f"({part.number_of_nodes()} particles)",
+        highlight=uid,
     )
     print(f"figure: {path}")
     return 0
@@ -667,6 +675,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="ID",
         help="particle id (default: the root of the most successful lineage)",
+    )
+    lineage.add_argument(
+        "--epoch",
+        type=int,
+        metavar="E",
+        help="draw its ancestry and descendants as of epoch E (default: its last version)",
     )
     lineage.set_defaults(handler=lineage_command)
 
