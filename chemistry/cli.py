@@ -494,10 +494,12 @@ def info_command(arguments: argparse.Namespace) -> int:
     counts = final_counts(columns)
     if counts:
         print(f"final counts (epoch {int(counts['epoch'])}):")
-        names = ["population"] + [status.name.lower() for status in Status]
+        # "particles": the living particles ("population" in run directories before 0.2)
+        living = "particles" if "particles" in counts else "population"
+        names = [living] + [status.name.lower() for status in Status]
         width = max(len(name) for name in names)
         for name in names:
-            label = name if name == "population" else name.upper()
+            label = name if name == living else name.upper()
             print(f"  {label.ljust(width)}  {int(counts[name]):6d}")
         print(f"  self-replicators (non-zero fixpoints): {int(counts['fixpoint'])}")
     print("files:")

@@ -6,15 +6,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import networkx as nx
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import networkx as nx  # noqa: E402
-import numpy as np  # noqa: E402
-
-from chemistry.storage import write_atomically  # noqa: E402
-from chemistry.trajectories import Projection  # noqa: E402
-from particles.classification import Status  # noqa: E402
+from chemistry.storage import write_atomically
+from chemistry.trajectories import Projection
+from particles.classification import Status
 
 STATUS_COLOURS = {
     "DIVERGENT": "#d62728",
@@ -32,19 +31,20 @@ EDGE_COLOURS = {
 }
 
 
-def save_figure(figure: plt.Figure, path: str | Path) -> Path:
-    """Save a figure atomically (format from the suffix, PNG by default) and close it."""
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Save a figure atomically (format from the suffix, PNG by default).
+
+    Figures here are ``matplotlib.figure.Figure`` objects, not pyplot's: nothing is registered
+    with pyplot (nothing to close) and the backend is never changed, so a notebook keeps its own.
+    """
     path = Path(path)
     file_format = path.suffix.lstrip(".") or "png"
-    try:
-        return write_atomically(
-            path,
-            lambda temporary: figure.savefig(
-                temporary, dpi=110, bbox_inches="tight", format=file_format
-            ),
-        )
-    finally:
-        plt.close(figure)
+    return write_atomically(
+        path,
+        lambda temporary: figure.savefig(
+            temporary, dpi=110, bbox_inches="tight", format=file_format
+        ),
+    )
 
 
 def plot_trajectories(
@@ -58,10 +58,10 @@ def plot_trajectories(
 
     The last point of each trajectory is marked with the colour of ``final_status[uid]``.
     """
-    figure = plt.figure(figsize=(8, 6))
+    figure = Figure(figsize=(8, 6))
     axes = figure.add_subplot(projection="3d")
     uids = np.unique(projection.uids)
-    palette = plt.get_cmap("tab20")
+    palette = matplotlib.colormaps.get_cmap("tab20")
     for index, uid in enumerate(uids):
         mask = projection.uids == uid
         order = np.argsort(projection.epochs[mask], kind="stable")
@@ -76,7 +76,7 @@ def plot_trajectories(
     axes.set_zlabel("epoch")
     axes.set_title(title)
     handles = [
-        plt.Line2D([], [], marker="o", linestyle="", color=c, label=s)
+        Line2D([], [], marker="o", linestyle="", color=c, label=s)
         for s, c in STATUS_COLOURS.items()
     ]
     axes.legend(handles=handles, loc="upper left", fontsize=7, title="final class")
@@ -90,7 +90,8 @@ def plot_counts(
     title: str = "Particles per class over epochs",
 ) -> Path:
     """Draw the number of particles of each class against the epoch (DataCollector columns)."""
-    figure, axes = plt.subplots(figsize=(8, 4.5))
+    figure = Figure(figsize=(8, 4.5))
+    axes = figure.subplots()
     epochs = np.asarray(columns["epoch"], dtype=float)
     for status in Status:
         values = np.asarray(columns[status.name.lower()], dtype=float)
@@ -122,7 +123,8 @@ def plot_lineage(
     if graph.number_of_nodes() > max_nodes:
         busiest = sorted(graph.degree, key=lambda item: item[1], reverse=True)[:max_nodes]
         graph = graph.subgraph([node for node, _ in busiest])
-    figure, axes = plt.subplots(figsize=(10, 6))
+    figure = Figure(figsize=(10, 6))
+    axes = figure.subplots()
     positions = {
         n: (graph.nodes[n].get("birth", 0), graph.nodes[n].get("node", n)) for n in graph.nodes
     }
@@ -155,13 +157,13 @@ def plot_lineage(
             edgecolors=colours,
         )
     handles = (
-        [plt.Line2D([], [], color=c, label=k) for k, c in EDGE_COLOURS.items()]
+        [Line2D([], [], color=c, label=k) for k, c in EDGE_COLOURS.items()]
         + [
-            plt.Line2D([], [], marker="o", linestyle="", color=c, label=s)
+            Line2D([], [], marker="o", linestyle="", color=c, label=s)
             for s, c in STATUS_COLOURS.items()
         ]
         + [
-            plt.Line2D(
+            Line2D(
                 [],
                 [],
                 marker="o",
