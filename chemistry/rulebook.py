@@ -3,7 +3,8 @@
 So that ``Soup`` takes plain keyword parameters (what ``mesa.batch_run`` passes), a soup's
 rules may be given as a string of rule names (``"attack self_train respawn"``), a list of
 names, ``Interaction`` objects or factories (a class or any zero-argument callable), or one
-callable returning the whole list. Rules built from names or factories are fresh for every soup.
+callable returning the whole list (called with the soup's extra keywords, so its own parameters
+are plain soup parameters). Rules built from names or factories are fresh for every soup.
 A rule built from a name takes its constructor's arguments from keywords named
 ``<rule>_<parameter>`` (``attack_chance=0.1``, ``self_train_steps=30``): the constructor is the
 schema.
@@ -107,7 +108,15 @@ def build_rules(
     """
     settings = dict(settings or {})
     if callable(rules) and not isinstance(rules, Interaction | type):
-        rules = rules()
+        try:
+            rules = rules(**settings)
+        except TypeError as error:
+            name = getattr(rules, "__name__", repr(rules))
+            raise ValueError(
+                f"the rules factory {name} cannot be called with {sorted(settings) or 'nothing'} "
+                f"({error}); its parameters are the soup's extra keywords"
+            ) from None
+        settings = {}
     if isinstance(rules, str):
         rules = _names(rules)
     if isinstance(rules, Interaction):
