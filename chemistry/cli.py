@@ -20,6 +20,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from chemistry import __version__
 from chemistry.config import (
     DTYPES,
     TOPOLOGIES,
@@ -526,8 +527,11 @@ def info_command(arguments: argparse.Namespace) -> int:
 
 def _viz_command(arguments: argparse.Namespace) -> int:
     """Serve the live view; imported lazily so the other commands need no Solara."""
-    from chemistry.viz import main as viz_main
-
+    try:
+        from chemistry.viz import main as viz_main
+    except ImportError as error:  # the viz extra is missing: say so in one paragraph
+        print(f"chemistry viz: error: {_one_paragraph(str(error))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return viz_main(arguments.viz_args)
 
 
@@ -537,6 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chemistry",
         description="An artificial chemistry of self-replicating neural networks.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--threads",
         type=int,

@@ -8,6 +8,8 @@ records the events in the genealogy and collects data after every epoch.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -118,6 +120,8 @@ class Soup(mesa.Model):
             True, ``running`` turns False.
         collect_agents: collect per-particle data (``datacollector.get_agent_vars_dataframe()``,
             one row per particle per collected epoch); switch off for big soups.
+        scenario: a Mesa ``Scenario`` (Mesa's tools pass one); the soup takes only its ``rng``,
+            when ``rng`` is not given.
         **rule_settings: ``<rule>_<parameter>`` arguments of rules given by name
             (``attack_chance=0.1``).
 
@@ -143,6 +147,7 @@ class Soup(mesa.Model):
         epochs: int | None = None,
         stop_when: Callable[[Soup], bool] | None = None,
         collect_agents: bool = True,
+        scenario: Any = None,
         **rule_settings: Any,
     ) -> None:
         rules = build_rules(rules, rule_settings)
@@ -172,6 +177,8 @@ class Soup(mesa.Model):
                 "particles; give a topology with at least as many nodes as particles"
             )
 
+        if rng is None and scenario is not None:
+            rng = getattr(scenario, "rng", None)
         super().__init__(rng=rng)
         self.rules = rules
         self.topology = topology
@@ -227,6 +234,11 @@ class Soup(mesa.Model):
         self.datacollector = build_datacollector(self, agents=collect_agents)
         self._observe()
         self._check_end()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Soup:
+        soup = super().__new__(cls)
+        soup.parameters = _given_arguments(cls, args, kwargs)
+        return soup
 
     # ----------------------------------------------------------------------------------------
     # Population bookkeeping
@@ -643,6 +655,23 @@ class Soup(mesa.Model):
     def summary(self) -> dict[str, Any]:
         """Epoch, population and class counts, for printing."""
         return {"epoch": self.epoch, "population": len(self), **self.status_counts()}
+
+
+def _given_arguments(cls: type, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments a soup (or subclass) was built with, as keywords: ``type(soup)(**them)``
+    builds the same soup again (Mesa's Reset button does so). A numpy Generator is copied
+    before the soup draws from it."""
+    try:
+        bound = inspect.signature(cls.__init__).bind_partial(None, *args, **kwargs)
+    except TypeError:
+        return dict(kwargs)  # the constructor will refuse the arguments with its own message
+    given: dict[str, Any] = {}
+    for name, value in list(bound.arguments.items())[1:]:  # without self
+        if bound.signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            given.update(value)
+        else:
+            given[name] = copy.deepcopy(value) if isinstance(value, np.random.Generator) else value
+    return given
 
 
 def _every_row(bank: WeightBank, rows: Tensor) -> bool:

@@ -126,9 +126,7 @@ def test_rules_by_name_equal_rules_given_as_objects():
         self_train_steps=3,
         respawn_zero=False,
     )
-    by_object = Soup(
-        [Attack(0.4), SelfTrain(3), Respawn(zero=False)], population=6, rng=1
-    )
+    by_object = Soup([Attack(0.4), SelfTrain(3), Respawn(zero=False)], population=6, rng=1)
     assert [repr(r) for r in by_name.rules] == [repr(r) for r in by_object.rules]
     by_name.run_for(3)
     by_object.run_for(3)
