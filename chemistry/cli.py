@@ -16,7 +16,6 @@ import dataclasses
 import os
 import pickle
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from chemistry.config import (
 )
 from chemistry.experiments.command import add_reproduce_parser
 from chemistry.plots import plot_lineage
+from chemistry.progress import ProgressBar
 from chemistry.runs import (
     DATA_FILES,
     MANIFEST_NAME,
@@ -54,42 +54,6 @@ from particles.classification import Status
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr with live class counts (plain lines when not a TTY)."""
-
-    def __init__(self, total: int, stream=None, width: int = 30, start: int = 0) -> None:
-        self.total = max(total, 1)
-        self.start = start
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self.started = time.perf_counter()
-        self.interactive = self.stream.isatty()
-        self._last_tenth = -1
-
-    def update(self, done: int, counts: dict[str, int]) -> None:
-        """Show ``done`` of ``total`` epochs and the class counts."""
-        filled = int(self.width * done / self.total)
-        elapsed = time.perf_counter() - self.started
-        rate = (done - self.start) / elapsed if elapsed > 0 else 0.0
-        shown = " ".join(f"{name}={count}" for name, count in counts.items() if count)
-        line = (
-            f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} epochs "
-            f"{rate:5.1f}/s  {shown}"
-        )
-        if self.interactive:
-            self.stream.write("\r" + line.ljust(100))
-            self.stream.flush()
-        elif (tenth := 10 * done // self.total) != self._last_tenth:
-            self._last_tenth = tenth
-            self.stream.write(line + "\n")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.interactive:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 # ----------------------------------------------------------------------------------------------
