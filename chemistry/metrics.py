@@ -90,12 +90,15 @@ class AgentRecords(Sequence):
     def __init__(self, soup: Soup) -> None:
         at = soup.occupied_index()
         self.time = soup.time
+        # compact types: about 26 bytes per particle and collected epoch
         self.uids = soup.node_uid[at].numpy().copy()
-        self.status = soup.node_status[at].numpy().copy()
+        self.status = soup.node_status[at].numpy().astype(np.int8)
         self.error = soup.node_error[at].numpy().copy()
-        self.bank = soup.node_bank[at].numpy().copy()
-        self.birth = soup.node_birth[at].numpy().copy()
-        self.node = soup.occupied_nodes().numpy().copy()
+        self.bank = (
+            soup.node_bank[at].numpy().astype(np.int8 if len(soup.banks) < 128 else np.int64)
+        )
+        self.birth = soup.node_birth[at].numpy().astype(np.int32)
+        self.node = soup.occupied_nodes().numpy().astype(np.int32)
         self.bank_names = np.array(
             [soup.architecture_names[bank.architecture] for bank in soup.bank_list], dtype=object
         )
@@ -106,8 +109,8 @@ class AgentRecords(Sequence):
             "status": _STATUS_NAMES[self.status + 1],
             "fixpoint_error": self.error,
             "architecture": self.bank_names[self.bank],
-            "birth": self.birth,
-            "node": self.node,
+            "birth": self.birth.astype(np.int64),
+            "node": self.node.astype(np.int64),
         }
 
     def __len__(self) -> int:
