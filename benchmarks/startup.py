@@ -35,7 +35,7 @@ def _environment() -> dict[str, str]:
 
 
 def time_command(arguments: list[str], repeat: int) -> tuple[float, float, int]:
-    """(median, fastest) wall seconds of ``python -m chemistry.cli ARGUMENTS``, and its exit code."""
+    """(median, fastest) wall seconds of ``python -m chemistry.cli ARGUMENTS``; its exit code."""
     times, code = [], 0
     for _ in range(repeat):
         start = time.perf_counter()
