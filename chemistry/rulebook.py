@@ -47,7 +47,7 @@ def _names(text: str) -> list[str]:
 
 
 def _parameters(rule_type: type[Interaction]) -> dict[str, inspect.Parameter]:
-    return dict(list(inspect.signature(rule_type).parameters.items()))
+    return dict(inspect.signature(rule_type).parameters)
 
 
 def _split_settings(names: list[str], settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -125,6 +125,10 @@ class Soup(mesa.Model):
         **rule_settings: ``<rule>_<parameter>`` arguments of rules given by name
             (``attack_chance=0.1``).
 
+    Attributes:
+        parameters: the arguments the soup was built with, as keywords:
+            ``type(soup)(**soup.parameters)`` builds it again (the live view's Reset does).
+
     Raises:
         ValueError: for an empty population, a topology with fewer nodes than particles, a
             rule that cannot act on the given architectures, or any bad argument.
