@@ -9,6 +9,8 @@ errors; the check here says what happened instead.
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -32,6 +34,27 @@ def _clash_message(name: str, where: str) -> str:
     )
 
 
+def _foreign_distributions() -> list[tuple[str, str, str]]:
+    """(folder, name, version) of installed distributions called ``particles`` or ``chemistry``.
+
+    Reads the ``*.dist-info`` / ``*.egg-info`` folder names on ``sys.path`` (as
+    ``importlib.metadata`` does, without its import cost on every start of the command line).
+    """
+    found = []
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            project, _, version = name.rsplit(".", 1)[0].partition("-")
+            if project.lower() in ("particles", "chemistry"):
+                found.append((os.path.join(entry, name), project.lower(), version or "?"))
+    return found
+
+
 def check_distribution() -> None:
     """Raise PackageClashError if an import name resolves to another project's package; warn if
     a distribution called ``particles`` or ``chemistry`` is installed beside this one."""
@@ -40,14 +63,7 @@ def check_distribution() -> None:
         origin = Path(__file__) if spec is None else Path(spec.origin or "")
         if spec is not None and not (origin.parent / own_file).is_file():
             raise PackageClashError(_clash_message(name, str(origin.parent)))
-    from importlib.metadata import PackageNotFoundError, distribution
-
-    for name in ("particles", "chemistry"):
-        try:
-            other = distribution(name)
-        except PackageNotFoundError:
-            continue
+    for where, name, version in _foreign_distributions():
         warnings.warn(
-            _clash_message(name, f"{other.locate_file('')} (distribution {name} {other.version})"),
-            stacklevel=3,
+            _clash_message(name, f"{where} (distribution {name} {version})"), stacklevel=3
         )
