@@ -18,39 +18,17 @@ import pickle
 import sys
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chemistry import __version__
-from chemistry.config import (
-    DTYPES,
-    TOPOLOGIES,
-    RunConfig,
-    apply_overrides,
-    parse_config,
-    read_config_file,
-)
-from chemistry.experiments.command import add_reproduce_parser
-from chemistry.plots import plot_lineage
 from chemistry.progress import ProgressBar
-from chemistry.runs import (
-    DATA_FILES,
-    MANIFEST_NAME,
-    RunDirectory,
-    RunFileError,
-    default_particle,
-    describe_lineage,
-    draw_figures,
-    final_counts,
-    format_bytes,
-    prepare_directory,
-    resume_run,
-    run_soup,
-    write_config,
-    write_run,
-)
-from chemistry.soup import SCHEDULES, Soup
 from chemistry.threads import DEFAULT_THREADS, torch_threads
-from particles import ARCHITECTURES, PRESETS
-from particles.classification import Status
+
+# torch, Mesa, matplotlib and the configuration are imported by the commands that use them, so
+# that `chemistry --help`, `--version` and most argument errors answer at once.
+if TYPE_CHECKING:
+    from chemistry.config import RunConfig
+    from chemistry.soup import Soup
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -61,6 +39,10 @@ EXIT_INTERRUPTED = 130
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    from chemistry.config import DTYPES, TOPOLOGIES, RunConfig
+    from chemistry.soup import SCHEDULES
+    from particles import ARCHITECTURES, PRESETS
+
     default = RunConfig.default()
     rules = {rule.type: rule.params for rule in default.rules}
     parser.add_argument(
@@ -189,6 +171,8 @@ OVERRIDES = (
 
 def resolve_run_config(arguments: argparse.Namespace) -> RunConfig:
     """The configuration file (or the default soup) with the command-line settings applied."""
+    from chemistry.config import apply_overrides, parse_config, read_config_file
+
     flags = {name: getattr(arguments, name) for name in OVERRIDES}
     source = None
     raw: dict = {}
@@ -219,6 +203,8 @@ def _print_census(soup: Soup, config: RunConfig, out: Path, written: dict[str, P
 
 def _advance(soup: Soup, config: RunConfig, out: Path, command: str) -> int | None:
     """Run to the configured epoch with a progress bar; returns an exit code if interrupted."""
+    from chemistry.runs import RunDirectory, run_soup
+
     progress = ProgressBar(config.epochs, start=soup.epoch)
     try:
         checkpoints = run_soup(
@@ -254,6 +240,8 @@ def _advance(soup: Soup, config: RunConfig, out: Path, command: str) -> int | No
 
 def run_command(arguments: argparse.Namespace) -> int:
     """Run a soup from a configuration file and/or settings, write its run directory."""
+    from chemistry.runs import prepare_directory, write_config, write_run
+
     config = resolve_run_config(arguments)
     if arguments.dry_run:
         config.build()  # also checks what only the soup can (rules against architectures)
@@ -281,6 +269,8 @@ def run_command(arguments: argparse.Namespace) -> int:
 
 def _intact(directory: Path) -> bool:
     """True if the run directory has its manifest and every data file matches it."""
+    from chemistry.runs import DATA_FILES, RunDirectory, RunFileError
+
     try:
         run = RunDirectory(directory)
         if run.manifest is None:
@@ -294,6 +284,8 @@ def _intact(directory: Path) -> bool:
 
 def resume_command(arguments: argparse.Namespace) -> int:
     """Continue a run from its latest checkpoint and write its run directory."""
+    from chemistry.runs import MANIFEST_NAME, RunFileError, resume_run, write_config, write_run
+
     out: Path = arguments.run_dir
     soup, config = resume_run(out, epoch=arguments.checkpoint)
     manifest = out / MANIFEST_NAME
@@ -396,6 +388,8 @@ def sweep_command(arguments: argparse.Namespace) -> int:
 
 def plot_command(arguments: argparse.Namespace) -> int:
     """Re-draw the figures of a run directory from its files."""
+    from chemistry.runs import RunDirectory, draw_figures
+
     run = RunDirectory(arguments.run_dir)
     columns = run.metrics()
     trajectories = run.trajectories()
@@ -408,6 +402,9 @@ def plot_command(arguments: argparse.Namespace) -> int:
 
 def lineage_command(arguments: argparse.Namespace) -> int:
     """Print a particle's lineage and draw it."""
+    from chemistry.plots import plot_lineage
+    from chemistry.runs import RunDirectory, default_particle, describe_lineage
+
     run = RunDirectory(arguments.run_dir)
     genealogy = run.genealogy()
     if arguments.particle is None:
@@ -427,6 +424,16 @@ def lineage_command(arguments: argparse.Namespace) -> int:
 
 def info_command(arguments: argparse.Namespace) -> int:
     """Describe a run directory: configuration, progress, final counts, files, checkpoints."""
+    from chemistry.runs import (
+        DATA_FILES,
+        MANIFEST_NAME,
+        RunDirectory,
+        RunFileError,
+        final_counts,
+        format_bytes,
+    )
+    from particles.classification import Status
+
     run = RunDirectory(arguments.run_dir)
     config = run.config()
     manifest = run.manifest
@@ -499,8 +506,20 @@ def _viz_command(arguments: argparse.Namespace) -> int:
     return viz_main(arguments.viz_args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``chemistry`` command."""
+REPRODUCE_HELP = "reproduce experiments of the paper (results.csv, figures, REPORT.md)"
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``chemistry`` command.
+
+    With ``command``, only that command's arguments are built in full; ``run`` and
+    ``reproduce``, whose arguments need the configuration and the experiments (and so torch),
+    are otherwise just named with their help. None: every command in full.
+    """
+
+    def full(name: str) -> bool:
+        return command is None or command == name
+
     parser = argparse.ArgumentParser(
         prog="chemistry",
         description="An artificial chemistry of self-replicating neural networks.",
@@ -520,7 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a soup (from CONFIG.toml, or the default soup) and write its run "
         "directory. Settings given as options override the configuration file.",
     )
-    _add_run_arguments(run)
+    if full("run"):
+        _add_run_arguments(run)
     run.set_defaults(handler=run_command)
 
     resume = commands.add_parser(
@@ -601,7 +621,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.set_defaults(handler=sweep_command)
 
-    add_reproduce_parser(commands)
+    if full("reproduce"):
+        from chemistry.experiments.command import add_reproduce_parser
+
+        add_reproduce_parser(commands, help=REPRODUCE_HELP)
+    else:
+        commands.add_parser("reproduce", help=REPRODUCE_HELP)
 
     viz = commands.add_parser(
         "viz",
@@ -626,9 +651,22 @@ def _one_paragraph(message: str) -> str:
     return " ".join(message.split())
 
 
+def _command_word(argv: list[str]) -> str:
+    """The command word of ``argv`` ("" without one): the first word that is neither an option
+    of the ``chemistry`` parser itself nor its value."""
+    words = iter(argv)
+    for word in words:
+        if word == "--threads":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``chemistry`` console script; returns the exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_word(argv))
     try:
         arguments = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
