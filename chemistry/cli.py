@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 from chemistry import __version__
 from chemistry.progress import ProgressBar
-from chemistry.threads import DEFAULT_THREADS, torch_threads
 
 # torch, Mesa, matplotlib and the configuration are imported by the commands that use them, so
 # that `chemistry --help`, `--version` and most argument errors answer at once.
@@ -528,9 +527,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads",
         type=int,
-        default=DEFAULT_THREADS,
-        help=f"torch threads (default {DEFAULT_THREADS}: particles are tiny, and more threads "
-        "stall on a shared CPU; results are bit-reproducible at a fixed thread count)",
+        help="torch threads (default: chemistry.threads.DEFAULT_THREADS, one: particles are tiny, "
+        "and more threads stall on a shared CPU; results are bit-reproducible at a fixed thread "
+        "count)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
@@ -672,6 +671,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     command = arguments.command
+    from chemistry.threads import DEFAULT_THREADS, torch_threads
+
+    if arguments.threads is None:
+        arguments.threads = DEFAULT_THREADS
     try:
         with torch_threads(arguments.threads):
             return arguments.handler(arguments)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import torch
+
 DEFAULT_THREADS = 1
 
 
@@ -20,8 +22,6 @@ def torch_threads(count: int = DEFAULT_THREADS) -> Iterator[None]:
     """Run the block with ``count`` intra-op torch threads, restoring the setting afterwards."""
     if not isinstance(count, int) or count < 1:
         raise ValueError(f"threads={count!r} is not allowed; it must be an integer >= 1")
-    import torch  # here, not at the top: the command line starts without torch
-
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
