@@ -527,9 +527,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads",
         type=int,
-        help="torch threads (default: chemistry.threads.DEFAULT_THREADS, one: particles are tiny, "
-        "and more threads stall on a shared CPU; results are bit-reproducible at a fixed thread "
-        "count)",
+        help="torch threads (default: one; particles are tiny, and more threads stall on a "
+        "shared CPU; results are bit-reproducible at a fixed thread count)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
