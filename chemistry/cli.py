@@ -67,8 +67,26 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="check the configuration, print it resolved as TOML and stop; writes nothing",
     )
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="import a module (or .py file) of rules of your own before reading the "
+        "configuration; added to its plugins list (repeatable)",
+    )
     settings = parser.add_argument_group(
         "settings", "override the configuration file (or the default soup)"
+    )
+    settings.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="settings",
+        metavar="PATH=VALUE",
+        help="set any key by its path, as in sweeps: epochs=50, rules.attack.chance=0.2, "
+        "rules.0.pairing=single, population.0.width=3, topology.kind=ring (repeatable; "
+        "applied after the other options)",
     )
     settings.add_argument(
         "--population",
@@ -170,7 +188,14 @@ OVERRIDES = (
 
 def resolve_run_config(arguments: argparse.Namespace) -> RunConfig:
     """The configuration file (or the default soup) with the command-line settings applied."""
-    from chemistry.config import apply_overrides, parse_config, read_config_file
+    from chemistry.config import (
+        apply_overrides,
+        apply_settings,
+        parse_config,
+        parse_setting,
+        read_config_file,
+    )
+    from chemistry.config.plugins import import_plugin, resolve_plugin
 
     flags = {name: getattr(arguments, name) for name in OVERRIDES}
     source = None
@@ -182,7 +207,18 @@ def resolve_run_config(arguments: argparse.Namespace) -> RunConfig:
         source = str(arguments.config)
         if any(value is not None for value in flags.values()):
             source += " (with the command-line settings)"
+    if arguments.plugin:
+        plugins = raw.get("plugins", []) if isinstance(raw.get("plugins", []), list) else []
+        raw = raw | {"plugins": plugins + [resolve_plugin(p, Path.cwd()) for p in arguments.plugin]}
+        if source is not None:
+            source += " (with --plugin)"
+    if arguments.settings and source is not None:
+        source += " (with --set)"
     data = apply_overrides(raw, **flags)
+    if arguments.settings:
+        for plugin in data.get("plugins", []) if isinstance(data.get("plugins"), list) else []:
+            import_plugin(resolve_plugin(plugin, base))  # a plugin's rules are settable paths
+        data = apply_settings(data, dict(parse_setting(text) for text in arguments.settings))
     return parse_config(data, source=source, base=base)
 
 
@@ -206,9 +242,7 @@ def _advance(soup: Soup, config: RunConfig, out: Path, command: str) -> int | No
 
     progress = ProgressBar(config.epochs, start=soup.epoch)
     try:
-        checkpoints = run_soup(
-            soup, config, out, on_epoch=lambda s: progress.update(s.epoch, s.status_counts())
-        )
+        run_soup(soup, config, out, on_epoch=lambda s: progress.update(s.epoch, s.status_counts()))
     except KeyboardInterrupt:
         progress.close()
         entries = []
@@ -228,12 +262,6 @@ def _advance(soup: Soup, config: RunConfig, out: Path, command: str) -> int | No
         )
         return EXIT_INTERRUPTED
     progress.close()
-    if config.record.checkpoint_every and not checkpoints:
-        print(
-            f"chemistry {command}: note: no checkpoints written (chemistry/checkpoint.py is not "
-            "installed)",
-            file=sys.stderr,
-        )
     return None
 
 
@@ -495,6 +523,30 @@ def info_command(arguments: argparse.Namespace) -> int:
 # The parser and main
 
 
+def rules_command(arguments: argparse.Namespace) -> int:
+    """List every rule a configuration can name, with its keys, defaults and meaning."""
+    from chemistry.config import known_rules, rule_parameters, toml_value
+    from chemistry.config.plugins import import_plugin, resolve_plugin
+
+    for plugin in arguments.plugin:
+        import_plugin(resolve_plugin(plugin, Path.cwd()))
+    for name, cls in known_rules().items():
+        where = "" if cls.__module__.startswith("interactions.") else f"  ({cls.__module__})"
+        print(f"{name}: {cls.__qualname__}{where}")
+        kinds = ", ".join(f"{k} ({v})" for k, v in cls.event_kinds.items())
+        if kinds:
+            print(f"  event kinds: {kinds}")
+        for parameter in rule_parameters(cls):
+            if parameter.required:
+                default = "required"
+            elif parameter.default is None:
+                default = "default: the soup's"
+            else:
+                default = f"default {toml_value(parameter.default)}"
+            print(f"  {parameter.name} ({parameter.allowed()}; {default}): {parameter.doc}")
+    return 0
+
+
 def _viz_command(arguments: argparse.Namespace) -> int:
     """Serve the live view; imported lazily so the other commands need no Solara."""
     try:
@@ -634,6 +686,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     viz.add_argument("viz_args", nargs="*")
     viz.set_defaults(handler=_viz_command)
+
+    rules = commands.add_parser(
+        "rules",
+        help="list the rules a configuration can name, with their keys",
+        description="List every rule (built in, from --plugin, from installed packages' "
+        "chemistry.rules entry points) with its keys: type, default and meaning, read off the "
+        "rule's constructor.",
+    )
+    rules.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE_OR_FILE", help="import first"
+    )
+    rules.set_defaults(handler=rules_command)
 
     info = commands.add_parser(
         "info",

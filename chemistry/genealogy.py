@@ -46,25 +46,18 @@ from typing import Any
 import networkx as nx
 
 from chemistry.storage import write_atomically
-from interactions.events import HORIZONTAL, VERTICAL, Event, EventBatch, EventKind
-
-__all__ = ["Genealogy", "EDGE_KINDS", "INHERITANCE"]
-
-#: Event kinds that become edges, in a fixed order.
-EDGE_KINDS: tuple[EventKind, ...] = (
-    EventKind.ATTACK,
-    EventKind.LEARN,
-    EventKind.CLONE,
-    EventKind.MELT,
-    EventKind.RESPAWN,
+from interactions.events import (
+    EDGE_KINDS,
+    HORIZONTAL,
+    INHERITANCE,
+    VERTICAL,
+    Event,
+    EventBatch,
+    EventKind,
+    register_event_kind,
 )
 
-#: The ``inheritance`` edge attribute of each edge kind.
-INHERITANCE: dict[EventKind, str] = {
-    **dict.fromkeys(HORIZONTAL, "horizontal"),
-    **dict.fromkeys(VERTICAL, "vertical"),
-    EventKind.RESPAWN: "none",
-}
+__all__ = ["Genealogy", "EDGE_KINDS", "INHERITANCE"]
 
 # Attributes the genealogy itself sets; event data items with these names get a "data_" prefix.
 _RESERVED_EDGE_ATTRIBUTES = frozenset({"kind", "epoch", "inheritance", "event", "replaced"})
@@ -420,11 +413,9 @@ class Genealogy:
         elif kind in VERTICAL:
             source, destination = need("actor", event.actor), need("child", event.child)
             extra = {} if event.target is None else {"replaced": int(event.target)}
-        elif kind is EventKind.RESPAWN:
+        else:  # inheritance "none": respawn, or a registered kind (target == child: in place)
             source, destination = need("target", event.target), need("child", event.child)
             extra = {}
-        else:  # pragma: no cover - EventKind is closed
-            raise ValueError(f"event {index} has unknown kind {kind!r}")
         graph.add_edge(
             source,
             destination,
@@ -723,7 +714,10 @@ class Genealogy:
         numbered: dict[int, Event] = {}
         for source, destination, data in graph.edges(data=True):
             try:
-                kind, epoch, index = EventKind(data["kind"]), data["epoch"], data["event"]
+                kind, epoch, index = data["kind"], data["epoch"], data["event"]
+                # A file names each kind with its inheritance: a rule's own kind is known here
+                # even where the rule's module is not imported.
+                kind = register_event_kind(kind, data.get("inheritance", INHERITANCE.get(kind)))
             except KeyError as missing:
                 raise ValueError(
                     f"edge {source}->{destination} has no {missing} attribute: {data!r}"

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from interactions.events import EventKind
 from particles.classification import Status
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ def metric_names(soup: Soup) -> list[str]:
         for arch_name in soup.architecture_names.values():
             names += [f"{s.name.lower()}[{arch_name}]" for s in Status]
     names += ["fixpoint_error_median", "fixpoint_error_mean", "fixpoint_error_min"]
-    names += [f"events_{kind.value}" for kind in EventKind]
+    names += [f"events_{kind.value}" for kind in soup.event_kinds]
     return names
 
 

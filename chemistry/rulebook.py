@@ -5,10 +5,10 @@ rules may be given as a string of rule names (``"attack self_train respawn"``), 
 names, ``Interaction`` objects or factories (a class or any zero-argument callable), or one
 callable returning the whole list (called with the soup's extra keywords, so its own parameters
 are plain soup parameters). Rules built from names or factories are fresh for every soup.
-A rule built from a name takes its constructor's arguments from keywords named
-``<rule>_<parameter>`` (``attack_chance=0.1``, ``self_train_steps=30``): the constructor is the
-schema.
-"""
+Names are those of configuration files (``[[rules]] type = ...``): every rule class registered
+in ``interactions.base.RULES``, a user's own included. A rule built from a name takes its
+constructor's arguments from keywords named ``<rule>_<parameter>`` (``attack_chance=0.1``,
+``self_train_steps=30``): the constructor is the schema."""
 
 from __future__ import annotations
 
@@ -17,27 +17,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from interactions import (
-    Attack,
-    Interaction,
-    Learn,
-    Melt,
-    NoisyClone,
-    Respawn,
-    SelfApply,
-    SelfTrain,
-)
-
-#: The rule names, as in configuration files (``[[rules]] type = ...``).
-RULE_TYPES: dict[str, type[Interaction]] = {
-    "attack": Attack,
-    "learn": Learn,
-    "self_train": SelfTrain,
-    "self_apply": SelfApply,
-    "respawn": Respawn,
-    "clone": NoisyClone,
-    "melt": Melt,
-}
+from interactions import Interaction
+from interactions.base import RULES
 
 RuleSpec = Interaction | str | Callable[[], Interaction]
 
@@ -56,7 +37,7 @@ def _split_settings(names: list[str], settings: Mapping[str, Any]) -> dict[str, 
     for key, value in settings.items():
         # longest rule name first: "self_train_steps" belongs to self_train, not to "self"
         owner = next(
-            (n for n in sorted(RULE_TYPES, key=len, reverse=True) if key.startswith(n + "_")),
+            (n for n in sorted(RULES, key=len, reverse=True) if key.startswith(n + "_")),
             None,
         )
         if owner is None or owner not in by_rule:
@@ -67,7 +48,7 @@ def _split_settings(names: list[str], settings: Mapping[str, Any]) -> dict[str, 
                 "attack_chance=0.1"
             )
         parameter = key[len(owner) + 1 :]
-        allowed = _parameters(RULE_TYPES[owner])
+        allowed = _parameters(RULES[owner])
         if parameter not in allowed:
             raise ValueError(
                 f"unknown keyword {key}={value!r}: rule {owner!r} has the parameters "
@@ -78,11 +59,9 @@ def _split_settings(names: list[str], settings: Mapping[str, Any]) -> dict[str, 
 
 
 def _from_name(name: str, arguments: dict[str, Any]) -> Interaction:
-    if name not in RULE_TYPES:
-        raise ValueError(
-            f"rule name {name!r} is not allowed; choose one of {', '.join(RULE_TYPES)}"
-        )
-    rule_type = RULE_TYPES[name]
+    if name not in RULES:
+        raise ValueError(f"rule name {name!r} is not allowed; choose one of {', '.join(RULES)}")
+    rule_type = RULES[name]
     missing = [
         p.name
         for p in _parameters(rule_type).values()
@@ -153,7 +132,7 @@ def build_rules(
         if not isinstance(rule, Interaction):
             raise ValueError(
                 f"rule {item!r} is not an Interaction; subclass interactions.Interaction, or "
-                f"give a rule name ({', '.join(RULE_TYPES)}) or a factory"
+                f"give a rule name ({', '.join(RULES)}) or a factory"
             )
         built.append(rule)
     return built

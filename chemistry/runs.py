@@ -34,7 +34,9 @@ import networkx as nx
 import numpy as np
 import torch
 
+from chemistry.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from chemistry.config import ConfigError, RunConfig, build_soup, load_config
+from chemistry.config.soup import config_of, rule_table
 from chemistry.genealogy import Genealogy
 from chemistry.plots import plot_counts, plot_lineage, plot_trajectories
 from chemistry.soup import Soup
@@ -53,6 +55,7 @@ __all__ = [
     "prepare_directory",
     "resume_run",
     "run_soup",
+    "save_soup",
     "write_config",
     "write_run",
 ]
@@ -131,6 +134,31 @@ def write_run(soup: Soup, config: RunConfig, directory: str | Path) -> dict[str,
     return written
 
 
+def save_soup(
+    soup: Soup, directory: str | Path, *, overwrite: bool = False, figures: bool = True
+) -> dict[str, Path]:
+    """Write the run directory of a soup built in Python, as ``chemistry run`` writes one.
+
+    The configuration is read off the soup (:func:`chemistry.config.soup.config_of`), with
+    ``epochs`` = the soup's epoch, and a checkpoint of the current state is written, so
+    ``chemistry info``, ``plot``, ``lineage`` read the directory and ``chemistry resume DIR
+    --epochs N`` continues the soup bit for bit (a user rule's module must be importable there).
+
+    Raises:
+        ValueError: if a rule cannot be written as configuration (see ``config_of``).
+        RunFileError: if ``directory`` holds files and ``overwrite`` is False.
+    """
+    directory = Path(directory)
+    for rule in soup.rules:
+        rule_table(rule)  # a rule that cannot be written fails before anything is touched
+    clear = prepare_directory(directory, overwrite=overwrite)
+    clear()
+    directory.mkdir(parents=True, exist_ok=True)
+    config = config_of(soup, directory, figures=figures)  # writes the topology file, if any
+    save_checkpoint(soup, directory, config.to_dict())
+    return write_run(soup, config, directory)
+
+
 def draw_figures(
     directory: str | Path,
     columns: dict[str, list[float]],
@@ -171,17 +199,6 @@ def _write_manifest(directory: Path, epoch: int, epochs: int) -> Path:
 
 # ----------------------------------------------------------------------------------------------
 # Running
-
-
-def _checkpoint_module():
-    """``chemistry.checkpoint``, or None while it is not installed."""
-    try:
-        from chemistry import checkpoint
-    except ModuleNotFoundError as error:
-        if error.name != "chemistry.checkpoint":
-            raise
-        return None
-    return checkpoint
 
 
 def prepare_directory(directory: str | Path, *, overwrite: bool) -> Callable[[], None]:
@@ -235,18 +252,16 @@ def run_soup(
     """Step ``soup`` to ``config.epochs``, writing checkpoints into ``directory`` as configured.
 
     A checkpoint is written every ``record.checkpoint_every`` epochs (epoch 0 included) and at
-    the end. Returns True when checkpoints were written (False if they are off or
-    ``chemistry.checkpoint`` is not installed).
+    the end. Returns True when checkpoints were written (False if they are off).
     """
     every = config.record.checkpoint_every
-    module = _checkpoint_module() if every else None
     resolved = config.to_dict()
     saved_at = None
 
     def save() -> None:
         nonlocal saved_at
-        if module is not None and saved_at != soup.epoch:
-            module.save_checkpoint(soup, directory, resolved)
+        if every and saved_at != soup.epoch:
+            save_checkpoint(soup, directory, resolved)
             saved_at = soup.epoch
 
     if soup.epoch == 0:
@@ -255,10 +270,10 @@ def run_soup(
         soup.step()
         if on_epoch is not None:
             on_epoch(soup)
-        if module is not None and soup.epoch % every == 0:
+        if every and soup.epoch % every == 0:
             save()
     save()
-    return module is not None
+    return bool(every)
 
 
 def resume_run(directory: str | Path, *, epoch: int | None = None) -> tuple[Soup, RunConfig]:
@@ -271,12 +286,14 @@ def resume_run(directory: str | Path, *, epoch: int | None = None) -> tuple[Soup
     """
     directory = Path(directory)
     _require_directory(directory)
-    module = _checkpoint_module()
-    if module is None:
-        raise RunFileError("resuming needs chemistry/checkpoint.py, which is not installed")
     try:
-        soup, stored = module.load_checkpoint(directory, build_soup, epoch=epoch)
+        soup, stored = load_checkpoint(directory, build_soup, epoch=epoch)
     except ConfigError as error:
+        if str(error).startswith("plugins:"):
+            raise RunFileError(
+                f"cannot resume {directory}: its rules come from a plugin that cannot be "
+                f"imported here: {error}"
+            ) from None
         raise RunFileError(
             f"the configuration stored in the checkpoint is invalid: {error}"
         ) from None
@@ -463,11 +480,8 @@ class RunDirectory:
         """Checkpoint entries (epoch, file, sha256) with ``state``: "ok", "missing", "corrupted"."""
         if not (self.path / "checkpoints").exists():
             return []
-        module = _checkpoint_module()
-        if module is None:
-            return []
         try:
-            entries = module.list_checkpoints(self.path)
+            entries = list_checkpoints(self.path)
         except ValueError as error:
             raise RunFileError(str(error)) from None
         result = []

@@ -26,12 +26,14 @@ from chemistry.progress import ProgressBar
 from chemistry.rulebook import RuleSpec, build_rules
 from chemistry.topology import Topology
 from chemistry.trajectories import Trajectories
-from interactions.base import PAIR_MODES, Interaction
-from interactions.events import Event, EventBatch, EventKind
+from interactions.base import PAIRINGS, Interaction
+from interactions.events import BUILTIN_KINDS, Event, EventBatch, EventKind
 from particles.agent import Particle
 from particles.architectures import Architecture, Weightwise
 from particles.bank import WeightBank
 from particles.classification import Status, classify_with_error
+from particles.presets import DEFAULT_PRESET, Preset
+from particles.presets import preset as named_preset
 from particles.validation import (
     check_choice,
     check_count,
@@ -49,10 +51,11 @@ def _population_spec(
     | Mapping[Architecture, int | Tensor]
     | Sequence[tuple[Architecture, int | Tensor]],
     architecture: Architecture | None,
+    preset: Preset,
 ) -> list[tuple[Architecture, int, Tensor | None]]:
     """(architecture, count, given weights or None) per population entry."""
     if isinstance(population, int) and not isinstance(population, bool):
-        architecture = architecture if architecture is not None else Weightwise()
+        architecture = architecture if architecture is not None else preset.architecture(Weightwise)
         pairs = [(architecture, population)]
     elif isinstance(population, Mapping):
         pairs = list(population.items())
@@ -104,12 +107,18 @@ class Soup(mesa.Model):
         population: a particle count (of ``architecture``), or a mapping / list of
             (Architecture, count) for mixed soups; a weight tensor [n, r] in place of a count
             starts the soup from those particles instead of fresh ones.
-        architecture: the architecture of an integer population (default ``Weightwise()``).
+        architecture: the architecture of an integer population (default: ``Weightwise`` in
+            the preset's initialisation and encoding).
         topology: a ``Topology``, any networkx graph (one node per slot), or None (well mixed).
         rng: seed or numpy Generator (Mesa's ``rng=``); every random draw derives from it.
+        preset: "keras2019" (default, the setting of the paper's soups) or "journal2021": the
+            learning rate and training mode of rules that do not set their own, the fixpoint
+            tolerance, and the initialisation and encoding of the default architecture
+            (``particles.presets``).
         device: torch device of the weight banks.
         dtype: torch.float32 (default) or torch.float64.
-        eps: fixpoint tolerance used to classify particles for the record.
+        eps: fixpoint tolerance used to classify particles for the record (default: the
+            preset's).
         schedule: "synchronous" (canonical, SPEC D19) or "sequential" (per particle, in node
             order, every rule acting on the current weights; fidelity with the original code).
         record_every: record every particle's weights every k epochs (0 = never).
@@ -142,9 +151,10 @@ class Soup(mesa.Model):
         architecture: Architecture | None = None,
         topology: Topology | nx.Graph | None = None,
         rng: int | np.random.Generator | None = None,
+        preset: str = DEFAULT_PRESET,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
-        eps: float = 1e-5,
+        eps: float | None = None,
         schedule: str = "synchronous",
         record_every: int = 1,
         collect_every: int = 1,
@@ -159,7 +169,9 @@ class Soup(mesa.Model):
             check_count("epochs", epochs, 0)
         if stop_when is not None and not callable(stop_when):
             raise ValueError(f"stop_when={stop_when!r} is not allowed; give a callable or None")
-        spec = _population_spec(population, architecture)
+        settings = named_preset(preset)
+        spec = _population_spec(population, architecture, settings)
+        eps = settings.eps if eps is None else eps
         check_positive("eps", eps)
         check_choice("schedule", schedule, SCHEDULES)
         check_count("record_every", record_every, 0)
@@ -185,6 +197,7 @@ class Soup(mesa.Model):
             rng = getattr(scenario, "rng", None)
         super().__init__(rng=rng)
         self.rules = rules
+        self.preset = settings
         self.topology = topology
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.dtype = dtype
@@ -200,6 +213,8 @@ class Soup(mesa.Model):
         self.index_generator = torch.Generator().manual_seed(int(seeds[0]))
         self.weight_generator = torch.Generator(device=self.device).manual_seed(int(seeds[1]))
 
+        #: (architecture, count) of every population entry at the start.
+        self.initial_population = [(arch, count) for arch, count, _ in spec]
         self.banks: dict[Architecture, WeightBank] = {}
         self.architecture_names: dict[Architecture, str] = {}
         for arch, count, _ in spec:
@@ -218,6 +233,12 @@ class Soup(mesa.Model):
             {self.architecture_names[a]: a.num_weights for a in self.banks}
         )
         self._last_chunks: list[list[Event] | EventBatch] = []
+        #: The event kinds counted in the metrics: the built-in ones and the rules' own.
+        self.event_kinds: tuple[EventKind, ...] = tuple(
+            dict.fromkeys(
+                [*BUILTIN_KINDS] + [EventKind(k) for rule in rules for k in type(rule).event_kinds]
+            )
+        )
         self.metrics: dict[str, float] = {}
 
         for rule in rules:
@@ -468,24 +489,24 @@ class Soup(mesa.Model):
         self,
         chance: float,
         *,
-        mode: str = "per_particle",
+        pairing: str = "per_particle",
         allow_self: bool = False,
         participants: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Draw (actor, partner) node pairs through the topology (SPEC R1).
 
-        per_particle: each participant acts with probability ``chance`` and meets a uniformly
-        drawn occupied neighbour. single: with probability ``chance``, one actor drawn uniformly
-        meets one neighbour. Actors without an occupied neighbour are dropped.
+        ``pairing`` per_particle: each participant acts with probability ``chance`` and meets a
+        uniformly drawn occupied neighbour. single: with probability ``chance``, one actor drawn
+        uniformly meets one neighbour. Actors without an occupied neighbour are dropped.
         Returns two int64 tensors [n] of nodes.
         """
         check_probability("chance", chance)
-        check_choice("mode", mode, PAIR_MODES)
+        check_choice("pairing", pairing, PAIRINGS)
         occupancy = self._occupied()
         occupied = occupancy.mask
         nodes = occupancy.nodes if participants is None else participants.flatten()
         generator = self.index_generator
-        if mode == "per_particle":
+        if pairing == "per_particle":
             # masked_select: the same as nodes[mask], faster than boolean indexing on the CPU.
             actors = torch.masked_select(
                 nodes, torch.rand(nodes.numel(), generator=generator) < chance
@@ -592,13 +613,13 @@ class Soup(mesa.Model):
 
     def last_event_counts(self) -> dict[EventKind, int]:
         """Number of events of each kind in the last epoch (without expanding event batches)."""
-        counts = dict.fromkeys(EventKind, 0)
+        counts = dict.fromkeys(self.event_kinds, 0)
         for chunk in self._last_chunks:
             if isinstance(chunk, EventBatch):
-                counts[chunk.kind] += len(chunk)
+                counts[chunk.kind] = counts.get(chunk.kind, 0) + len(chunk)
             else:
                 for event in chunk:
-                    counts[event.kind] += 1
+                    counts[event.kind] = counts.get(event.kind, 0) + 1
         return counts
 
     def _observe(self) -> None:
@@ -655,6 +676,14 @@ class Soup(mesa.Model):
         """Number of particles in each class at the last classification."""
         statuses = self.node_status[self.occupied_nodes()]
         return {s.name: int((statuses == s).sum()) for s in Status}
+
+    def save(self, directory: Any, *, overwrite: bool = False, figures: bool = True) -> dict:
+        """Write the soup's run directory, as ``chemistry run`` writes one (see
+        :func:`chemistry.runs.save_soup`): ``chemistry info``, ``plot``, ``lineage`` read it and
+        ``chemistry resume DIR --epochs N`` continues the soup. Returns the files written."""
+        from chemistry.runs import save_soup
+
+        return save_soup(self, directory, overwrite=overwrite, figures=figures)
 
     def summary(self) -> dict[str, Any]:
         """Epoch, population and class counts, for printing."""

@@ -20,20 +20,10 @@ A sweep file is TOML, strictly validated like a run configuration (:mod:`chemist
     reduce = "final"            # final | mean | max | min over the collected epochs
     parameter = "rules.self_train.steps"   # x axis (default: the first swept key)
 
-Override keys are dotted paths into the run configuration:
-
-==================================== ==========================================================
-``epochs``, ``preset``, ...          a top-level key (``seed`` comes from ``seeds`` instead)
-``record.KEY``, ``topology.KEY``     a key of the ``[record]`` or ``[topology]`` table
-``topology``                         the whole ``[topology]`` table (value: an inline table)
-``population.I.KEY``                 a key of the I-th ``[[population]]`` table, counted from 0
-``population.ARCH.KEY``              that key in every ``[[population]]`` table of architecture
-                                     ARCH (``ww``, ``agg``, ...)
-``rules.I.KEY``                      a key of the I-th ``[[rules]]`` table, counted from 0
-``rules.TYPE.KEY``                   that key in every rule of type TYPE (``self_train``, ...)
-``rules.I``, ``population.ARCH``     the whole table(s) (value: an inline table)
-``rules``, ``population``            the whole array (value: an array of inline tables)
-==================================== ==========================================================
+Override keys are dotted paths into the run configuration (``epochs``, ``rules.self_train.steps``,
+``rules.1.chance``, ``population.ww.width``, ``topology.kind``, ...; every path is listed in
+:mod:`chemistry.config.overrides`, which ``chemistry run --set`` shares). ``seed`` is not an
+override: it comes from ``seeds``. A rule's keys are its constructor's arguments.
 
 Paths into ``[[population]]`` and ``[[rules]]`` address the base's tables, or the default soup's
 when the base has none. Overrides are applied to the base as written (not to its resolved form),
@@ -58,7 +48,6 @@ same numbers for the same seeds.
 
 from __future__ import annotations
 
-import copy
 import csv
 import hashlib
 import io
@@ -78,26 +67,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chemistry.config import (
-    DEFAULT_POPULATION,
-    DEFAULT_RULES,
-    RECORD,
-    RULES,
-    SECTIONS,
-    TOP_LEVEL,
-    TOPOLOGIES,
-    ConfigError,
-    Key,
-    RunConfig,
-    _check,
-    _check_keys,
-    _read,
-    _toml_value,
-    _type_name,
-    architecture_keys,
-    closest,
-    read_config_file,
-)
+from chemistry.config import ConfigError, Key, RunConfig, closest, read_config_file
+from chemistry.config import toml_value as _toml_value
+from chemistry.config import type_name as _type_name
+from chemistry.config.overrides import apply_settings, check_path
+from chemistry.config.schema import _check, _check_keys, _read
 from chemistry.runs import (
     DATA_FILES,
     MANIFEST_NAME,
@@ -111,7 +85,6 @@ from chemistry.runs import (
 )
 from chemistry.storage import write_text_atomically
 from chemistry.threads import DEFAULT_THREADS, torch_threads
-from particles import ARCHITECTURES
 
 __all__ = [
     "BACKENDS",
@@ -157,129 +130,17 @@ class SweepError(ValueError):
 # Override paths
 
 
-def _selectable(section: str) -> tuple[str, str]:
-    """(name of the selecting key, its default) of an array-of-tables section."""
-    return ("architecture", "ww") if section == "population" else ("type", "")
-
-
-def _section_keys(section: str) -> list[str]:
-    """Every key a table of ``section`` may hold (over all architectures, rules, topologies)."""
-    names: dict[str, None] = {}
-    if section == "record":
-        names |= dict.fromkeys(k.name for k in RECORD)
-    elif section == "topology":
-        names["kind"] = None
-        for keys in TOPOLOGIES.values():
-            names |= dict.fromkeys(k.name for k in keys)
-    elif section == "population":
-        for name in ARCHITECTURES:
-            names |= dict.fromkeys(k.name for k in architecture_keys(name))
-    else:
-        names["type"] = None
-        for rule in RULES.values():
-            names |= dict.fromkeys(k.name for k in rule.keys)
-    return list(names)
-
-
-def _entries(data: Mapping[str, Any], section: str) -> list[Any]:
-    """The raw tables of ``population`` or ``rules`` (the default soup's when absent)."""
-    default = DEFAULT_POPULATION if section == "population" else DEFAULT_RULES
-    entries = data.get(section, list(default))
-    return entries if isinstance(entries, list) else []
-
-
-def _select(entries: list[Any], selector: str, section: str, where: str) -> list[int]:
-    """Indices of the tables of ``entries`` that ``selector`` (an index or a name) addresses."""
-    if re.fullmatch(r"\d+", selector):
-        index = int(selector)
-        if index >= len(entries):
-            raise SweepError(
-                f"{where}: index {index} is out of range: the base has {len(entries)} "
-                f"[[{section}]] table(s), counted from 0"
-            )
-        return [index]
-    name, default = _selectable(section)
-    found = [
-        i
-        for i, entry in enumerate(entries)
-        if isinstance(entry, dict) and entry.get(name, default) == selector
-    ]
-    if not found:
-        present = sorted({str(e.get(name, default)) for e in entries if isinstance(e, dict)} - {""})
-        what = "architecture" if section == "population" else "rule type"
-        raise SweepError(
-            f"{where}: the base has no [[{section}]] table of {what} {selector!r} "
-            f"(it has: {', '.join(present) or 'none'}); address a table by its index (from 0) "
-            f"or by a {what} it has"
-        )
-    return found
-
-
 def _check_path(path: Any, where: str, base: Mapping[str, Any]) -> list[str]:
-    """The segments of an override path after checking it addresses a key of the base."""
-    if not isinstance(path, str) or not path or any(not s for s in path.split(".")):
-        raise SweepError(f"{where}: {_toml_value(path)} is not a dotted key path like 'epochs'")
-    where = f"{where}: key {_toml_value(path)}"
-    segments = path.split(".")
-    head = segments[0]
-    if head == "seed":
-        raise SweepError(f"{where}: the seed is not an override; give the seeds with 'seeds'")
-    valid = [k.name for k in TOP_LEVEL if k.name != "seed"] + list(SECTIONS)
-    if head not in valid:
-        suggestion = closest(head, valid)
-        hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
-        raise SweepError(
-            f"{where}: unknown key '{head}'{hint}; a path starts with one of: {', '.join(valid)}"
-        )
-    depth = {"record": 2, "topology": 2, "population": 3, "rules": 3}.get(head, 1)
-    if len(segments) > depth:
-        raise SweepError(
-            f"{where}: too many parts; '{head}' paths have at most {depth} "
-            + ("(e.g. 'rules.self_train.steps' or 'rules.1.steps')" if depth == 3 else "parts")
-        )
-    if head in ("population", "rules") and len(segments) >= 2:
-        _select(_entries(base, head), segments[1], head, where)
-    if len(segments) == depth and depth > 1:
-        keys = _section_keys(head)
-        if segments[-1] not in keys:
-            suggestion = closest(segments[-1], keys)
-            hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
-            raise SweepError(
-                f"{where}: unknown key '{segments[-1]}'{hint}; valid keys of [{head}] tables: "
-                + ", ".join(keys)
-            )
-    return segments
+    return _wrap(check_path, path, where, base)
 
 
 def apply_point(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of the raw configuration ``base`` with the ``overrides`` (path → value) applied.
 
-    Whole tables and arrays are replaced before keys inside them are set.
-
     Raises:
         SweepError: if a path does not address a table of ``base``.
     """
-    data = copy.deepcopy(dict(base))
-    for path in sorted(overrides, key=lambda p: p.count(".")):
-        value = copy.deepcopy(overrides[path])
-        segments = _check_path(path, "override", data)
-        head = segments[0]
-        if len(segments) == 1:
-            data[head] = value
-        elif head in ("record", "topology"):
-            table = data.setdefault(head, {})
-            if not isinstance(table, dict):
-                raise SweepError(f"override {path}: [{head}] of the base is not a table")
-            table[segments[1]] = value
-        else:
-            entries = copy.deepcopy(_entries(data, head))
-            data[head] = entries
-            for index in _select(entries, segments[1], head, f"override {path}"):
-                if len(segments) == 2:
-                    entries[index] = copy.deepcopy(value)
-                elif isinstance(entries[index], dict):
-                    entries[index][segments[2]] = copy.deepcopy(value)
-    return data
+    return _wrap(apply_settings, base, overrides)
 
 
 def _plain(value: Any) -> str:

@@ -136,19 +136,19 @@ class Topology:
     # ------------------------------------------------------------------ constructors
 
     @classmethod
-    def complete(cls, n: int, *, device: torch.device | str | None = None) -> Topology:
+    def complete(cls, nodes: int, *, device: torch.device | str | None = None) -> Topology:
         """The well-mixed soup: every slot is a neighbour of every other slot (the default).
 
         Held implicitly: O(n) memory even for 100,000 slots.
 
         Args:
-            n: number of slots, at least 1.
+            nodes: number of slots n, at least 1.
             device: where tensors built by this topology live (default CPU).
 
         Raises:
             ValueError: if ``n`` is not an integer >= 1.
         """
-        n = _positive_int("n", n)
+        n = _positive_int("nodes", nodes)
         return cls(kind=_KIND_COMPLETE, num_nodes=n, block_size=n, device=device)
 
     @classmethod
@@ -178,11 +178,11 @@ class Topology:
         )
 
     @classmethod
-    def ring(cls, n: int, k: int = 1, *, device: torch.device | str | None = None) -> Topology:
+    def ring(cls, nodes: int, k: int = 1, *, device: torch.device | str | None = None) -> Topology:
         """A ring: slot i is linked to the ``k`` nearest slots on each side (degree ``2k``).
 
         Args:
-            n: number of slots, at least 3.
+            nodes: number of slots n, at least 3.
             k: neighbours on each side, ``1 <= k <= (n - 1) // 2`` so that all ``2k`` neighbours
                 are distinct.
             device: where the CSR tensors live (default CPU).
@@ -190,7 +190,7 @@ class Topology:
         Raises:
             ValueError: if ``n`` < 3 or ``k`` is out of range.
         """
-        n = _positive_int("n", n, minimum=3)
+        n = _positive_int("nodes", nodes, minimum=3)
         if isinstance(k, bool) or not isinstance(k, int | np.integer):
             raise ValueError(f"k must be an integer in [1, {(n - 1) // 2}] for n={n}, got {k!r}")
         k = int(k)
@@ -238,7 +238,7 @@ class Topology:
     @classmethod
     def small_world(
         cls,
-        n: int,
+        nodes: int,
         k: int = 4,
         p: float = 0.1,
         *,
@@ -251,7 +251,7 @@ class Topology:
         neighbours before rewiring (``k / 2`` on each side), unlike :meth:`ring`.
 
         Args:
-            n: number of slots, at least 3.
+            nodes: number of slots n, at least 3.
             k: total ring neighbours before rewiring, even, ``2 <= k <= n - 1``.
             p: rewiring probability in [0, 1].
             seed: an int seed or a numpy Generator (required, for reproducible runs).
@@ -260,7 +260,7 @@ class Topology:
         Raises:
             ValueError: if ``n``, ``k`` or ``p`` is out of range, or ``seed`` is None.
         """
-        n = _positive_int("n", n, minimum=3)
+        n = _positive_int("nodes", nodes, minimum=3)
         if isinstance(k, bool) or not isinstance(k, int | np.integer):
             raise ValueError(f"k must be an even integer in [2, {n - 1}], got {k!r}")
         k = int(k)

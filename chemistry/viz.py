@@ -157,12 +157,13 @@ class LiveSoup(Soup):
         super().__init__(
             [
                 Attack(float(attack)),
-                SelfTrain(int(self_train), preset=PRESET),
+                SelfTrain(int(self_train)),
                 Respawn(eps=EPS),
             ],
             population=population,
             topology=topology_for(topology, population, seed),
             rng=seed,
+            preset=PRESET,
             eps=EPS,
         )
 

@@ -38,8 +38,8 @@ def run_soup(particles: int, epochs: int, seed: int) -> Soup:
     soup = Soup(
         [
             Attack(0.1),
-            Learn(0.1, 5, preset="keras2019"),
-            SelfTrain(30, preset="keras2019"),
+            Learn(0.1, 5),
+            SelfTrain(30),
             NoisyClone(0.3, 0.01),
             Respawn(),
         ],

@@ -29,7 +29,7 @@ COLUMNS = ["epoch", "fixpoint", "zero", "other", "divergent", "events_attack", "
 def build(particles: int, seed: int) -> Soup:
     """The Fig 12 soup (SPEC E11)."""
     return Soup(
-        [Attack(0.1), SelfTrain(30, preset="keras2019"), Respawn()],
+        [Attack(0.1), SelfTrain(30), Respawn()],
         population=particles,
         architecture=Weightwise(),
         rng=seed,

@@ -12,15 +12,18 @@ class Attack(PairwiseInteraction):
     """Each attacker applies itself to a partner drawn from its neighbours.
 
     Args:
-        chance: attack probability α, per particle (``mode="per_particle"``, canonical) or per
-            epoch (``mode="single"``).
-        mode: "per_particle" or "single".
+        chance: attack probability α, per particle (``pairing="per_particle"``, canonical) or
+            per epoch (``pairing="single"``).
+        pairing: "per_particle": every particle attacks with the chance; "single": one attack
+            per epoch.
         allow_self: a particle may attack itself.
 
     All attacks read the weights as they were when the rule started. When several attackers hit
     the same victim, one result, chosen uniformly at random, is kept; the other attacks are still
     recorded, with ``data={"overwritten": True}``.
     """
+
+    name = "attack"
 
     def check(self, soup: Soup) -> None:
         """Every architecture must be able to read every other one."""

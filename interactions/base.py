@@ -10,20 +10,27 @@ from __future__ import annotations
 
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import ClassVar, Literal, Protocol, get_args
 
 import torch
 
-from interactions.events import Event, EventBatch
+from interactions.events import Event, EventBatch, register_event_kind
 from particles.architectures import Architecture
 from particles.bank import WeightBank
-from particles.presets import preset as named_preset
+from particles.presets import Preset
 from particles.training import MODES
 from particles.validation import check_choice, check_positive, check_probability
 
 Tensor = torch.Tensor
-PAIR_MODES = ("per_particle", "single")
+#: How a pairwise rule draws its actors: every particle with the chance, or one per epoch.
+Pairing = Literal["per_particle", "single"]
+PAIRINGS: tuple[str, ...] = get_args(Pairing)
+#: The SGD variant of a training rule (``particles.training.MODES``).
+TrainingMode = Literal[MODES]  # type: ignore[valid-type]
+
+#: Every rule a configuration can name: ``{name: class}``, filled as rule classes are defined.
+RULES: dict[str, type[Interaction]] = {}
 
 
 class Soup(Protocol):
@@ -33,6 +40,7 @@ class Soup(Protocol):
     """
 
     eps: float
+    preset: Preset
     banks: dict[Architecture, WeightBank]
     node_bank: Tensor
     node_row: Tensor
@@ -51,7 +59,7 @@ class Soup(Protocol):
         self,
         chance: float,
         *,
-        mode: str = ...,
+        pairing: str = ...,
         allow_self: bool = ...,
         participants: Tensor | None = ...,
     ) -> tuple[Tensor, Tensor]: ...
@@ -74,14 +82,45 @@ class Soup(Protocol):
     ) -> tuple[list[Event], Tensor]: ...
 
 
-def training_settings(lr: float | None, mode: str | None, preset: str | None) -> tuple[float, str]:
-    """Resolve (lr, mode): explicit values win, then the preset, then the canonical journal2021."""
-    base = named_preset(preset if preset is not None else "journal2021")
-    lr = base.lr if lr is None else lr
-    mode = base.mode if mode is None else mode
-    check_positive("lr", lr)
-    check_choice("mode", mode, MODES)
-    return lr, mode
+def training_settings(soup: Soup, lr: float | None, training_mode: str | None) -> tuple[float, str]:
+    """(lr, training mode) of a training rule: its own where given, else the soup's preset's."""
+    return (
+        soup.preset.lr if lr is None else lr,
+        soup.preset.mode if training_mode is None else training_mode,
+    )
+
+
+def check_training(lr: float | None, training_mode: str | None) -> None:
+    """Check a training rule's own lr and training mode (None: the soup's preset decides)."""
+    if lr is not None:
+        check_positive("lr", lr)
+    if training_mode is not None:
+        check_choice("training_mode", training_mode, MODES)
+
+
+def register_rule(cls: type[Interaction]) -> None:
+    """Make ``cls`` nameable in configurations as ``cls.name`` (done when the class is defined).
+
+    Raises:
+        ValueError: if the name is not lower-case letters, digits and _, or another class
+            already has it (a module imported again under the same name replaces its class).
+    """
+    name = cls.name
+    if not isinstance(name, str) or not name.isidentifier() or name != name.lower():
+        raise ValueError(
+            f"rule name {name!r} of {cls.__qualname__} is not allowed; use lower-case letters, "
+            'digits and _ (e.g. name = "mutate")'
+        )
+    other = RULES.get(name)
+    if other is not None and (other.__module__, other.__qualname__) != (
+        cls.__module__,
+        cls.__qualname__,
+    ):
+        raise ValueError(
+            f"rule name {name!r} of {cls.__module__}.{cls.__qualname__} is taken by "
+            f"{other.__module__}.{other.__qualname__}; choose another name"
+        )
+    RULES[name] = cls
 
 
 def one_per_target(targets: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -106,7 +145,26 @@ class Interaction(ABC):
     with one particle (a topology node tensor) at a time, so a rule that supports that schedule
     takes an optional second argument; under the synchronous schedule it is called as
     ``rule(soup)``.
+
+    Class attributes:
+        name: the rule's name in configurations (``type = "mutate"``); a class that sets it is
+            registered when it is defined, and its constructor's keyword arguments become the
+            keys of its ``[[rules]]`` table (annotations give their types, ``Literal[...]`` their
+            choices, defaults make them optional, the docstring's ``Args:`` their meaning).
+            A class without its own ``name`` is not nameable in configurations.
+        event_kinds: the rule's own event kinds, ``{kind: inheritance}`` with inheritance
+            "horizontal", "vertical" or "none" (see ``interactions.events.register_event_kind``).
     """
+
+    name: ClassVar[str | None] = None
+    event_kinds: ClassVar[Mapping[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        for kind, inheritance in cls.__dict__.get("event_kinds", {}).items():
+            register_event_kind(kind, inheritance)
+        if cls.__dict__.get("name") is not None:
+            register_rule(cls)
 
     @abstractmethod
     def __call__(self, soup: Soup, participants: Tensor | None = None) -> list[Event] | EventBatch:
@@ -124,29 +182,31 @@ class PairwiseInteraction(Interaction):
     """A rule where an actor particle meets a partner drawn from its neighbours.
 
     Args:
-        chance: probability in [0, 1]; per actor (``mode="per_particle"``) or per epoch
-            (``mode="single"``: at most one pair per epoch).
-        mode: "per_particle" (canonical) or "single" (journal code).
+        chance: probability in [0, 1]; per actor (``pairing="per_particle"``) or per epoch
+            (``pairing="single"``: at most one pair per epoch).
+        pairing: "per_particle" (canonical) or "single" (journal code).
         allow_self: let a particle meet itself (the Keras code did).
     """
 
-    def __init__(self, chance: float, *, mode: str = "per_particle", allow_self: bool = False):
+    def __init__(
+        self, chance: float, *, pairing: Pairing = "per_particle", allow_self: bool = False
+    ) -> None:
         check_probability("chance", chance)
-        check_choice("mode", mode, PAIR_MODES)
+        check_choice("pairing", pairing, PAIRINGS)
         self.chance = chance
-        self.mode = mode
+        self.pairing = pairing
         self.allow_self = bool(allow_self)
 
     def __call__(self, soup: Soup, participants: Tensor | None = None) -> list[Event] | EventBatch:
         """Draw pairs through the soup's topology and act on them in one batch."""
-        chance, mode = self.chance, self.mode
-        if participants is not None and mode == "single":
+        chance, pairing = self.chance, self.pairing
+        if participants is not None and pairing == "single":
             # Sequential schedule, one call per particle: still at most one pair per epoch. The
             # actor is drawn once per epoch and acts, with a fresh partner, on its own turn.
             participants = participants[participants == self._single_actor(soup)]
-            chance, mode = 1.0, "per_particle"
+            chance, pairing = 1.0, "per_particle"
         actors, partners = soup.draw_pairs(
-            chance, mode=mode, allow_self=self.allow_self, participants=participants
+            chance, pairing=pairing, allow_self=self.allow_self, participants=participants
         )
         if actors.numel() == 0:
             return []

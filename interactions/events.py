@@ -7,26 +7,173 @@ epoch held as columns, whose ``Event`` objects are only built when someone reads
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, overload
+from typing import Any, ClassVar, overload
+
+#: What an event passes on: "horizontal" (weights flow between living particles: attack,
+#: learn), "vertical" (a child is born of parents: clone, melt) or "none" (respawn, an in-place
+#: change). Birth and death are no edges and have no inheritance.
+INHERITANCES = ("horizontal", "vertical", "none")
+
+_KINDS: dict[str, EventKind] = {}
 
 
-class EventKind(StrEnum):
-    """What happened. Attack and learn pass weights horizontally; clone and melt vertically."""
+class _EventKindType(type):
+    """The class of ``EventKind``: iterating it gives every registered kind, calling it looks
+    one up by name (as for an enum)."""
 
-    ATTACK = "attack"
-    LEARN = "learn"
-    CLONE = "clone"
-    MELT = "melt"
-    RESPAWN = "respawn"
-    BIRTH = "birth"
-    DEATH = "death"
+    def __iter__(cls) -> Iterator[EventKind]:
+        return iter(list(_KINDS.values()))
+
+    def __len__(cls) -> int:
+        return len(_KINDS)
+
+    def __contains__(cls, kind: object) -> bool:
+        return isinstance(kind, str) and kind in _KINDS
+
+    def __call__(cls, kind: EventKind | str) -> EventKind:
+        if isinstance(kind, str) and kind in _KINDS:
+            return _KINDS[kind]
+        allowed = ", ".join(_KINDS)
+        raise ValueError(
+            f"Event kind {kind!r} is unknown; allowed kinds: {allowed}. A rule declares its own "
+            'kinds with the class attribute event_kinds, e.g. event_kinds = {"mutate": "none"}'
+        )
 
 
-HORIZONTAL = frozenset({EventKind.ATTACK, EventKind.LEARN})
-VERTICAL = frozenset({EventKind.CLONE, EventKind.MELT})
+class EventKind(str, metaclass=_EventKindType):
+    """What happened: a registered name with its ``inheritance`` (None for birth and death).
+
+    The built-in kinds are ``EventKind.ATTACK``, ``LEARN`` (horizontal), ``CLONE``, ``MELT``
+    (vertical), ``RESPAWN`` (none), ``BIRTH`` and ``DEATH``. A rule adds its own with the class
+    attribute ``event_kinds`` (see :func:`register_event_kind`). A kind equals its name
+    (``EventKind.ATTACK == "attack"``); ``EventKind("attack")`` looks it up.
+    """
+
+    inheritance: str | None
+    ATTACK: ClassVar[EventKind]
+    LEARN: ClassVar[EventKind]
+    CLONE: ClassVar[EventKind]
+    MELT: ClassVar[EventKind]
+    RESPAWN: ClassVar[EventKind]
+    BIRTH: ClassVar[EventKind]
+    DEATH: ClassVar[EventKind]
+
+    @property
+    def value(self) -> str:
+        """The kind's name, a plain string."""
+        return str.__str__(self)
+
+    @property
+    def name(self) -> str:
+        return self.value.upper()
+
+    def __repr__(self) -> str:
+        return f"EventKind.{self.name}"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return EventKind, (self.value,)
+
+
+def register_event_kind(name: str, inheritance: str | None) -> EventKind:
+    """Register an event kind (or return it, when already registered the same way).
+
+    Args:
+        name: the kind's name, lower case letters, digits and _ (e.g. "mutate").
+        inheritance: "horizontal", "vertical" or "none"; the genealogy draws an edge from actor
+            to target (horizontal), from actor to child (vertical, the target is the replaced
+            particle) or from target to child (none; for an in-place change target and child
+            are the same particle). None only for the built-in birth and death.
+
+    Raises:
+        ValueError: for a bad name or inheritance, or a name registered with another inheritance.
+    """
+    if not isinstance(name, str) or not name.isidentifier() or name != name.lower():
+        raise ValueError(
+            f"event kind {name!r} is not allowed; use lower-case letters, digits and _"
+        )
+    if name in _KINDS:
+        kind = _KINDS[name]
+        if kind.inheritance != inheritance:
+            raise ValueError(
+                f"event kind {name!r} is already registered with inheritance "
+                f"{kind.inheritance!r}; it cannot also be {inheritance!r}"
+            )
+        return kind
+    if inheritance not in INHERITANCES and name not in ("birth", "death"):
+        raise ValueError(
+            f"inheritance {inheritance!r} of event kind {name!r} is not allowed; choose one of "
+            + ", ".join(repr(i) for i in INHERITANCES)
+        )
+    kind = str.__new__(EventKind, name)
+    kind.inheritance = inheritance
+    _KINDS[name] = kind
+    return kind
+
+
+class KindsOf(Set):
+    """The registered event kinds of one inheritance, as a live set (it grows with new kinds)."""
+
+    def __init__(self, *inheritances: str) -> None:
+        self.inheritances = inheritances
+
+    @classmethod
+    def _from_iterable(cls, iterable: Any) -> frozenset:
+        return frozenset(iterable)
+
+    def __contains__(self, kind: object) -> bool:
+        found = _KINDS.get(kind) if isinstance(kind, str) else None
+        return found is not None and found.inheritance in self.inheritances
+
+    def __iter__(self) -> Iterator[EventKind]:
+        return (k for k in list(_KINDS.values()) if k.inheritance in self.inheritances)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(repr(k) for k in self) + "}"
+
+
+EventKind.ATTACK = register_event_kind("attack", "horizontal")
+EventKind.LEARN = register_event_kind("learn", "horizontal")
+EventKind.CLONE = register_event_kind("clone", "vertical")
+EventKind.MELT = register_event_kind("melt", "vertical")
+EventKind.RESPAWN = register_event_kind("respawn", "none")
+EventKind.BIRTH = register_event_kind("birth", None)
+EventKind.DEATH = register_event_kind("death", None)
+#: The kinds every soup counts in its metrics, whatever rules it runs.
+BUILTIN_KINDS: tuple[EventKind, ...] = tuple(_KINDS.values())
+
+#: Kinds that pass weights between living particles (attack, learn, and registered ones).
+HORIZONTAL = KindsOf("horizontal")
+#: Kinds that give birth to a child of parents (clone, melt, and registered ones).
+VERTICAL = KindsOf("vertical")
+#: Kinds that become genealogy edges: every kind but birth and death.
+EDGE_KINDS = KindsOf(*INHERITANCES)
+
+
+class _Inheritance(Mapping):
+    """Edge kind -> its inheritance, a live view of the registry."""
+
+    def __getitem__(self, kind: str) -> str:
+        if kind not in EDGE_KINDS:
+            raise KeyError(kind)
+        return _KINDS[kind].inheritance  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[EventKind]:
+        return iter(EDGE_KINDS)
+
+    def __len__(self) -> int:
+        return len(EDGE_KINDS)
+
+
+#: The ``inheritance`` of every edge kind (registered kinds included).
+INHERITANCE: Mapping[str, str] = _Inheritance()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +203,7 @@ class Event:
 
 def _event_kind(kind: EventKind | str) -> EventKind:
     """``kind`` as an EventKind; ValueError naming the allowed kinds otherwise."""
-    try:
-        return EventKind(kind)
-    except ValueError:
-        allowed = ", ".join(k.value for k in EventKind)
-        raise ValueError(f"Event kind {kind!r} is unknown; allowed kinds: {allowed}") from None
+    return EventKind(kind)
 
 
 def _uid_column(name: str, values: Any, size: int | None) -> list[int | None] | None:

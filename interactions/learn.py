@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from interactions.base import PairwiseInteraction, Soup, training_settings
+from interactions.base import (
+    Pairing,
+    PairwiseInteraction,
+    Soup,
+    TrainingMode,
+    check_training,
+    training_settings,
+)
 from interactions.events import EventBatch, EventKind
 from particles.training import learn
 from particles.validation import check_count
@@ -17,12 +24,15 @@ class Learn(PairwiseInteraction):
     teacher (actor) to learner (target): the direction in which weights are inherited.
 
     Args:
-        chance: learning probability λ (per particle, or per epoch with ``mode="single"``).
+        chance: learning probability λ (per particle, or per epoch with ``pairing="single"``).
         severity: training steps s per learning event.
-        lr, training_mode, preset: the training settings (as ``SelfTrain``).
-        mode: "per_particle" or "single".
+        lr: learning rate (default: the soup's preset's).
+        training_mode: "full_batch" or "per_sample" SGD (default: the soup's preset's).
+        pairing: "per_particle" or "single".
         allow_self: a particle may learn from itself.
     """
+
+    name = "learn"
 
     def __init__(
         self,
@@ -30,15 +40,15 @@ class Learn(PairwiseInteraction):
         severity: int = 1,
         *,
         lr: float | None = None,
-        training_mode: str | None = None,
-        preset: str | None = None,
-        mode: str = "per_particle",
+        training_mode: TrainingMode | None = None,
+        pairing: Pairing = "per_particle",
         allow_self: bool = False,
     ) -> None:
-        super().__init__(chance, mode=mode, allow_self=allow_self)
+        super().__init__(chance, pairing=pairing, allow_self=allow_self)
         check_count("severity", severity, 0)
+        check_training(lr, training_mode)
         self.severity = severity
-        self.lr, self.training_mode = training_settings(lr, training_mode, preset)
+        self.lr, self.training_mode = lr, training_mode
 
     def check(self, soup: Soup) -> None:
         """Every learner architecture must be able to read every teacher architecture."""
@@ -54,6 +64,7 @@ class Learn(PairwiseInteraction):
 
     def act(self, soup: Soup, actors: torch.Tensor, partners: torch.Tensor) -> EventBatch:
         """Train every learner (actor) on its teacher (partner), one batch per architecture pair."""
+        lr, training_mode = training_settings(soup, self.lr, self.training_mode)
         results = []
         for learner_bank, learner_rows, teacher_bank, teacher_rows, _ in soup.pair_groups(
             actors, partners
@@ -64,8 +75,8 @@ class Learn(PairwiseInteraction):
                 teacher_bank.architecture,
                 teacher_bank.read(teacher_rows),
                 steps=self.severity,
-                lr=self.lr,
-                mode=self.training_mode,
+                lr=lr,
+                mode=training_mode,
                 generator=soup.weight_generator,
             )
             results.append((learner_bank, learner_rows, result.weights))

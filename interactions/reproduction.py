@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
-from interactions.base import PairwiseInteraction, Soup, one_per_target
+from interactions.base import Pairing, PairwiseInteraction, Soup, one_per_target
 from interactions.events import Event, EventKind
 from particles.measures import NOISES, add_noise
 from particles.validation import check_choice
+
+Noise = Literal[NOISES]  # type: ignore[valid-type]
 
 Tensor = torch.Tensor
 
@@ -55,24 +59,26 @@ class NoisyClone(PairwiseInteraction):
     """A parent puts a noisy copy of itself, w_p + ζ·U[−1, 1], in place of a neighbour (R6).
 
     Args:
-        chance: cloning probability κ (per particle, or per epoch with ``mode="single"``).
+        chance: cloning probability κ (per particle, or per epoch with ``pairing="single"``).
         scale: noise scale ζ >= 0.
         noise: "uniform" or "double_uniform" (SPEC D15).
-        mode: "per_particle" or "single".
+        pairing: "per_particle" or "single".
         grow: put the child on a free topology node instead of replacing the neighbour (children
             beyond the free nodes are not born).
     """
+
+    name = "clone"
 
     def __init__(
         self,
         chance: float,
         scale: float,
         *,
-        noise: str = "uniform",
-        mode: str = "single",
+        noise: Noise = "uniform",
+        pairing: Pairing = "single",
         grow: bool = False,
     ) -> None:
-        super().__init__(chance, mode=mode, allow_self=False)
+        super().__init__(chance, pairing=pairing, allow_self=False)
         if not isinstance(scale, (int, float)) or not scale >= 0:
             raise ValueError(f"scale={scale!r} is not allowed; it must be a number >= 0")
         check_choice("noise", noise, NOISES)
@@ -104,14 +110,16 @@ class Melt(PairwiseInteraction):
     distinct victim is found, are dropped.
 
     Args:
-        chance: melting probability μ (per epoch with ``mode="single"``, canonical, or per
+        chance: melting probability μ (per epoch with ``pairing="single"``, canonical, or per
             particle).
-        mode: "single" or "per_particle".
+        pairing: "single" or "per_particle".
         grow: append the child on a free node instead of replacing a victim.
     """
 
-    def __init__(self, chance: float, *, mode: str = "single", grow: bool = False) -> None:
-        super().__init__(chance, mode=mode, allow_self=False)
+    name = "melt"
+
+    def __init__(self, chance: float, *, pairing: Pairing = "single", grow: bool = False) -> None:
+        super().__init__(chance, pairing=pairing, allow_self=False)
         self.grow = bool(grow)
 
     def act(self, soup: Soup, actors: Tensor, partners: Tensor) -> list[Event]:

@@ -17,8 +17,10 @@ class Respawn(Interaction):
     Args:
         divergent: replace particles that ever held a non-finite weight.
         zero: replace particles whose weights are all within ``eps`` of 0.
-        eps: the size threshold (default: the soup's eps).
+        eps: the size threshold of the zero test (default: the soup's eps).
     """
+
+    name = "respawn"
 
     def __init__(self, divergent: bool = True, zero: bool = True, eps: float | None = None):
         if eps is not None and not eps > 0:

@@ -11,7 +11,13 @@ from particles.validation import check_count
 
 
 class SelfApply(Interaction):
-    """Every particle applies itself to itself ``times`` times per epoch (the operator evolves)."""
+    """Every particle applies itself to itself ``times`` times per epoch (the operator evolves).
+
+    Args:
+        times: self-applications per epoch.
+    """
+
+    name = "self_apply"
 
     def __init__(self, times: int = 1) -> None:
         check_count("times", times, 0)

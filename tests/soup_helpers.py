@@ -13,7 +13,12 @@ from particles import Architecture
 
 
 def make_soup(rules=(), **options) -> Soup:
-    """A small float64 soup (exact comparisons) with trajectories off unless asked for."""
+    """A small float64 soup (exact comparisons) with trajectories off unless asked for.
+
+    Its preset is journal2021 unless asked for (full-batch SGD, lr 0.04, torch initialisation):
+    the settings the tests' hand-computed expectations use.
+    """
+    options.setdefault("preset", "journal2021")
     options.setdefault("population", 10)
     options.setdefault("rng", 0)
     options.setdefault("dtype", torch.float64)

@@ -150,8 +150,10 @@ class TrackedAttack(Attack):
     overwritten (SPEC R1) are logged with ``applied=False`` and share the kept one's weights.
     """
 
-    def __init__(self, chance: float, *, mode: str = "per_particle", allow_self: bool = False):
-        super().__init__(chance, mode=mode, allow_self=allow_self)
+    def __init__(
+        self, chance: float, *, pairing: str = "per_particle", allow_self: bool = False
+    ) -> None:
+        super().__init__(chance, pairing=pairing, allow_self=allow_self)
         self.log = AttackLog()
 
     def act(self, soup: Soup, actors: Tensor, partners: Tensor):  # type: ignore[override]
@@ -170,13 +172,13 @@ class TrackedAttack(Attack):
         return events
 
 
-def _self_train(context: Context, steps: int, preset_name: str) -> SelfTrain:
-    """SelfTrain(A) with the preset's training settings unless ``lr`` or ``mode`` are switched."""
+def _self_train(context: Context, steps: int) -> SelfTrain:
+    """SelfTrain(A) with the soup's preset's training settings unless ``lr`` or ``mode`` are
+    switched."""
     return SelfTrain(
         steps,
         lr=context.option("lr", None),
-        mode=context.option("mode", None),
-        preset=preset_name,
+        training_mode=context.option("mode", None),
     )
 
 
@@ -374,15 +376,16 @@ def soup_trajectories(context: Context) -> Outcome:
     arch = Weightwise()
     attack = TrackedAttack(
         alpha,
-        mode=context.option("attack_mode", "per_particle"),
+        pairing=context.option("attack_mode", "per_particle"),
         allow_self=context.option("allow_self", False),
     )
-    rules = [attack, _self_train(context, steps, "keras2019"), Respawn(divergent=True, zero=True)]
+    rules = [attack, _self_train(context, steps), Respawn(divergent=True, zero=True)]
     soup = Soup(
         rules,
         population=particles,
         architecture=arch,
         rng=_soup_seed(context, 0),
+        preset="keras2019",
         dtype=context.dtype,
         eps=eps,
         schedule=context.option("schedule", "synchronous"),
@@ -608,11 +611,11 @@ def soup_intensity(context: Context) -> Outcome:
             {
                 "type": "attack",
                 "chance": alpha,
-                "mode": context.option("attack_mode", "per_particle"),
+                "pairing": context.option("attack_mode", "per_particle"),
                 "allow_self": context.option("allow_self", False),
             },
             {"type": "self_train", "steps": 0}
-            | _given(lr=context.option("lr", None), mode=context.option("mode", None)),
+            | _given(lr=context.option("lr", None), training_mode=context.option("mode", None)),
         ],
     }
     points = _run_experiment_sweep(
@@ -741,12 +744,13 @@ def clone_soup(context: Context) -> Outcome:
             family = torch.cat([family, torch.arange(parents_count)])
             is_parent = torch.cat([is_parent, torch.ones(parents_count, dtype=torch.bool)])
         attack = TrackedAttack(
-            alpha, mode=attack_mode, allow_self=context.option("allow_self", False)
+            alpha, pairing=attack_mode, allow_self=context.option("allow_self", False)
         )
         soup = Soup(
-            [attack, SelfTrain(steps, lr=lr, mode=mode)],
+            [attack, SelfTrain(steps, lr=lr, training_mode=mode)],
             population={arch: start_weights},
             rng=_soup_seed(context, 20 + index),
+            preset="journal2021",
             dtype=context.dtype,
             eps=eps,
             schedule=context.option("schedule", "synchronous"),
@@ -931,7 +935,16 @@ def learn_soup(context: Context) -> Outcome:
     base |= {
         "description": f"E14: {soups} soups × {size} ww, learn {chance} with severity s",
         "topology": {"kind": "disjoint_cliques", "size": size, "num_soups": soups},
-        "population": [{"architecture": "ww", "count": soups * size}],
+        # torch's initialisation and encoding, as before the keras2019 preset implied Keras
+        # particles: the independent recount (_independent_census) assumes the torch encoding.
+        "population": [
+            {
+                "architecture": "ww",
+                "count": soups * size,
+                "init_scheme": "torch",
+                "encoding": "torch",
+            }
+        ],
         "rules": [
             {
                 "type": "learn",

@@ -21,8 +21,8 @@ def build(config: dict) -> Soup:
     return Soup(
         [
             Attack(0.3),
-            Learn(0.3, 2, preset="keras2019"),
-            SelfTrain(3, preset="keras2019"),
+            Learn(0.3, 2),
+            SelfTrain(3),
             NoisyClone(0.5, 0.05),
             Melt(0.5),
             Respawn(),

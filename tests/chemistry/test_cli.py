@@ -159,7 +159,10 @@ def test_an_unknown_key_exits_2_naming_key_and_suggestion(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("table", "fragments"),
     [
-        ('type = "attack"\nchance = "often"', ['chance = "often"', "a number in [0, 1]"]),
+        (
+            'type = "attack"\nchance = "often"',
+            ['chance = "often"', "it must be a number (attack probability"],
+        ),
         ('type = "attack"\nchance = 2', ["chance = 2", "out of range"]),
         ('type = "self_train"\nsteps = -3', ["steps = -3", "an integer >= 0"]),
     ],
@@ -197,8 +200,8 @@ def test_overwrite_deletes_nothing_when_the_new_soup_cannot_be_built(copy_of, tm
         ["run", "--out", str(copy_of), "--overwrite", "--topology", "grid", "--population", "5"],
         "not a square",
     )
-    config = write_config(tmp_path / "soup.toml", 'type = "attack"\nchance = 0.1\nmode = "x"')
-    bad_input(capsys, ["run", str(config), "--out", str(copy_of), "--overwrite"], 'mode = "x"')
+    config = write_config(tmp_path / "soup.toml", 'type = "attack"\nchance = 0.1\npairing = "x"')
+    bad_input(capsys, ["run", str(config), "--out", str(copy_of), "--overwrite"], 'pairing = "x"')
     assert snapshot(copy_of) == before
 
 

@@ -15,6 +15,7 @@ from chemistry.config import (
     build_rules,
     build_soup,
     load_config,
+    rule_parameters,
 )
 from interactions import Attack, Learn, Melt, NoisyClone, Respawn, SelfApply, SelfTrain
 from particles import Aggregating, Weightwise
@@ -23,7 +24,7 @@ TINY = {"epochs": 2, "population": [{"architecture": "ww", "count": 4}]}
 
 # One small configuration per rule type, each with a non-default parameter.
 RULE_EXAMPLES = {
-    "attack": {"type": "attack", "chance": 0.5, "mode": "single", "allow_self": True},
+    "attack": {"type": "attack", "chance": 0.5, "pairing": "single", "allow_self": True},
     "learn": {
         "type": "learn",
         "chance": 0.5,
@@ -31,12 +32,13 @@ RULE_EXAMPLES = {
         "lr": 0.02,
         "training_mode": "full_batch",
     },
-    "self_train": {"type": "self_train", "steps": 3, "mode": "full_batch"},
+    "self_train": {"type": "self_train", "steps": 3, "training_mode": "full_batch"},
     "self_apply": {"type": "self_apply", "times": 2},
     "respawn": {"type": "respawn", "zero": False},
     "clone": {"type": "clone", "chance": 1.0, "scale": 0.01, "noise": "double_uniform"},
-    "melt": {"type": "melt", "chance": 1.0, "mode": "per_particle"},
+    "melt": {"type": "melt", "chance": 1.0, "pairing": "per_particle"},
 }
+BUILT_IN_RULES = ("attack", "learn", "self_train", "self_apply", "respawn", "clone", "melt")
 RULE_CLASSES = {
     "attack": Attack,
     "learn": Learn,
@@ -63,20 +65,21 @@ def test_the_empty_configuration_is_the_fig12_soup():
     assert [(e.architecture, e.count) for e in config.population] == [("ww", 20)]
     assert [r.type for r in config.rules] == ["attack", "self_train", "respawn"]
     assert config.rules[0].params["chance"] == 0.1
-    assert config.rules[1].params == {"steps": 30, "lr": 0.01, "mode": "per_sample"}
+    assert config.rules[1].params == {"steps": 30}  # lr and training mode: the soup's preset's
+    assert config.population[0].options["init_scheme"] == "glorot"  # keras2019's setting
     assert config.topology.to_dict() == {"kind": "complete", "nodes": 20}
     assert config.record.checkpoint_every == 10
 
 
 def test_every_example_in_the_docstring_is_accepted():
-    import chemistry.config as module
+    import chemistry.config.schema as module
 
-    text = module.__doc__.split("::", 1)[1].split("Every table")[0]
+    text = module.__doc__.split("::", 1)[1].split("A ``[[rules]]`` table")[0]
     example = "\n".join(line[4:] for line in text.splitlines())
     config = RunConfig.from_dict(tomllib.loads(example))
     assert config.description == "Fig 12 soup"
     assert [rule.describe() for rule in config.rules] == [
-        "attack(chance=0.1, mode=per_particle, allow_self=false)"
+        "attack(chance=0.1, pairing=per_particle, allow_self=false)"
     ]
 
 
@@ -112,9 +115,7 @@ def test_resolved_configuration_fills_in_every_default():
             "type": "learn",
             "chance": 0.1,
             "severity": 1,
-            "lr": 0.04,
-            "training_mode": "full_batch",
-            "mode": "per_particle",
+            "pairing": "per_particle",
             "allow_self": False,
         }
     ]
@@ -160,14 +161,15 @@ def test_a_configuration_of_each_rule_type_builds_and_runs(rule_type):
 def test_rule_parameters_reach_the_interactions():
     rules = RunConfig.from_dict({"rules": list(RULE_EXAMPLES.values())}).build_rules()
     attack, learn, self_train, self_apply, respawn, clone, melt = rules
-    assert (attack.chance, attack.mode, attack.allow_self) == (0.5, "single", True)
+    assert (attack.chance, attack.pairing, attack.allow_self) == (0.5, "single", True)
     assert (learn.severity, learn.lr, learn.training_mode) == (2, 0.02, "full_batch")
-    assert (self_train.steps, self_train.lr, self_train.mode) == (3, 0.01, "full_batch")
+    # lr None: the soup's preset decides when the rule runs
+    assert (self_train.steps, self_train.lr, self_train.training_mode) == (3, None, "full_batch")
     assert self_apply.times == 2
-    assert (respawn.zero, respawn.divergent, respawn.eps) == (False, True, 1e-4)
-    assert (clone.scale, clone.noise, clone.mode) == (0.01, "double_uniform", "single")
-    assert melt.mode == "per_particle"
-    assert set(RULES) == set(RULE_EXAMPLES)
+    assert (respawn.zero, respawn.divergent, respawn.eps) == (False, True, None)
+    assert (clone.scale, clone.noise, clone.pairing) == (0.01, "double_uniform", "single")
+    assert melt.pairing == "per_particle"
+    assert set(RULE_EXAMPLES) <= set(RULES)
 
 
 def test_population_options_and_mixed_soups():
@@ -180,8 +182,10 @@ def test_population_options_and_mixed_soups():
         }
     )
     (ww, three), (agg, two) = config.build_population()
-    assert ww == Weightwise(width=3) and three == 3  # "linear" is the default None activation
-    assert agg == Aggregating(aggregation="max") and two == 2
+    keras = {"init_scheme": "glorot"}  # the keras2019 preset's setting for fresh particles
+    # "linear" is the default None activation
+    assert ww == Weightwise(width=3, encoding="keras", **keras) and three == 3
+    assert agg == Aggregating(aggregation="max", **keras) and two == 2
     soup = config.build()
     assert len(soup) == 5 and len(soup.banks) == 2
 
@@ -250,10 +254,10 @@ def test_builders_for_checkpoints_take_the_resolved_dict():
             "chance",
         ),
         (
-            {"rules": [{"type": "self_train", "steps": 1, "training_mode": "x"}]},
-            "training_mode",
+            {"rules": [{"type": "self_train", "steps": 1, "trainingmode": "x"}]},
+            "trainingmode",
             "[[rules]] #1",
-            "mode",
+            "training_mode",
         ),
         ({"Seed": 1}, "Seed", "top level", "seed"),
     ],
@@ -277,15 +281,18 @@ def test_an_unknown_key_is_named_with_where_and_the_closest_valid_key(data, key,
         ({"preset": "keras"}, ['preset = "keras"', 'did you mean "keras2019"?']),
         ({"device": "gpu"}, ['device = "gpu"', "not a torch device"]),
         ({"record": {"figures": "yes"}}, ["[record]", 'figures = "yes"', "true or false"]),
-        ({"rules": [{"type": "attack", "chance": 1.5}]}, ["chance = 1.5", "a number in [0, 1]"]),
+        (
+            {"rules": [{"type": "attack", "chance": 1.5}]},
+            ["chance = 1.5", "out of range", "a number in [0, 1]"],
+        ),
         ({"rules": [{"type": "attack", "chance": "often"}]}, ['chance = "often"', "a string"]),
         (
-            {"rules": [{"type": "attack", "chance": 0.1, "mode": "pairs"}]},
-            ['mode = "pairs"', '"per_particle"'],
+            {"rules": [{"type": "attack", "chance": 0.1, "pairing": "pairs"}]},
+            ['pairing = "pairs"', '"per_particle", "single"'],
         ),
         (
             {"rules": [{"type": "clone", "chance": 0.1, "scale": -1}]},
-            ["scale = -1", "a number >= 0"],
+            ["scale = -1 is out of range", "a number >= 0"],
         ),
         (
             {"rules": [{"type": "attak", "chance": 0.1}]},
@@ -293,7 +300,7 @@ def test_an_unknown_key_is_named_with_where_and_the_closest_valid_key(data, key,
         ),
         ({"rules": [{"type": "noisy_clone", "chance": 0.1}]}, ['did you mean "clone"?']),
         ({"rules": [{"chance": 0.1}]}, ["missing key 'type'", '"attack"']),
-        ({"rules": [{"type": "attack"}]}, ["missing key 'chance'", "a number in [0, 1]"]),
+        ({"rules": [{"type": "attack"}]}, ["missing key 'chance'", "attack probability α"]),
         ({"rules": [{"type": "self_train"}]}, ["missing key 'steps'"]),
         ({"rules": {"type": "attack"}}, ["[[rules]]", "array of tables"]),
         ({"rules": ["attack"]}, ["[[rules]] #1 must be a table"]),
@@ -413,7 +420,9 @@ def test_the_preset_flag_resets_preset_values_of_a_resolved_config():
     resolved = RunConfig.default().to_dict()
     config = RunConfig.from_dict(apply_overrides(resolved, preset="journal2021"))
     assert config.eps == 1e-5
-    assert config.rules[1].params == {"steps": 30, "lr": 0.04, "mode": "full_batch"}
+    assert config.rules[1].params == {"steps": 30}
+    assert config.population[0].options["init_scheme"] == "torch"  # journal2021's setting
+    assert config.build().preset.lr == 0.04
 
 
 def test_the_population_flag_resizes_the_topology_and_refuses_mixed_soups():
@@ -447,8 +456,8 @@ def test_the_readme_examples_are_valid_configurations():
         data = tomllib.loads(block)
         config = RunConfig.from_dict(data)
         types |= {rule.type for rule in config.rules}
-    assert types == set(RULES)
-    for name, rule in RULES.items():
+    assert types == set(BUILT_IN_RULES)
+    for name in BUILT_IN_RULES:
         row = next(line for line in section.splitlines() if line.startswith(f"| `{name}`"))
-        for key in rule.keys:
-            assert f"`{key.name}`" in row, (name, key.name)
+        for parameter in rule_parameters(RULES[name]):
+            assert f"`{parameter.name}`" in row, (name, parameter.name)

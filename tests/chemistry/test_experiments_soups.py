@@ -198,7 +198,7 @@ def test_sweep_points_are_run_directories_counted_per_clique(quick: Path, name: 
 
 def test_bad_options_and_failed_points_stop_the_experiment(tmp_path: Path, monkeypatch) -> None:
     small = {"soups": 2, "epochs": 1, "step": 100, "workers": 1}
-    with pytest.raises(ValueError, match='mode = "sometimes"'):
+    with pytest.raises(ValueError, match='pairing = "sometimes"'):
         reproduce(
             ["fig13"],
             scale="quick",

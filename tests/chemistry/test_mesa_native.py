@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def busy_soup(**options) -> Soup:
     """Births and deaths every epoch: clones replace neighbours, respawns replace zeros."""
-    rules = [Attack(0.3), SelfTrain(2), NoisyClone(0.5, 0.05, mode="per_particle"), Respawn()]
+    rules = [Attack(0.3), SelfTrain(2), NoisyClone(0.5, 0.05, pairing="per_particle"), Respawn()]
     return make_soup(rules, population=8, rng=3, **options)
 
 

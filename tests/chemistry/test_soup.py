@@ -28,8 +28,8 @@ EVERYTHING = [
     Attack(0.3),
     Learn(0.3, 2),
     SelfTrain(3),
-    NoisyClone(0.2, 0.05, mode="per_particle"),
-    Melt(0.2, mode="per_particle"),
+    NoisyClone(0.2, 0.05, pairing="per_particle"),
+    Melt(0.2, pairing="per_particle"),
     Respawn(),
 ]
 MIXED = {Weightwise(): 4, Aggregating(): 4, Recurrent(): 4}
@@ -275,7 +275,7 @@ def test_sequential_schedule_runs_and_differs_from_synchronous():
 
 
 def test_single_mode_rules_act_at_most_once_per_epoch_under_the_sequential_schedule():
-    rules = [Attack(0.5, mode="single"), NoisyClone(1.0, 0.01)]  # NoisyClone: single by default
+    rules = [Attack(0.5, pairing="single"), NoisyClone(1.0, 0.01)]  # NoisyClone: single by default
     soup = make_soup(rules, population=10, rng=3, schedule="sequential")
     attacks = []
     for _ in range(12):

@@ -55,7 +55,8 @@ def test_make_soup_builds_the_fig12_soup():
     assert [type(rule) for rule in soup.rules] == [Attack, SelfTrain, Respawn]
     attack, self_train, respawn = soup.rules
     assert attack.chance == 0.25
-    assert self_train.steps == 7 and self_train.mode == "per_sample" and self_train.lr == 0.01
+    assert self_train.steps == 7 and self_train.lr is None  # lr and mode: the soup's preset's
+    assert (soup.preset.name, soup.preset.mode, soup.preset.lr) == ("keras2019", "per_sample", 0.01)
     assert respawn.eps == 1e-4 and soup.eps == 1e-4
     assert len(soup) == 12
     assert soup.settings == {

@@ -137,7 +137,7 @@ def test_attack_returns_an_event_batch_that_reads_like_a_list_of_events():
 
 def test_single_mode_attacks_at_most_once_per_call():
     soup = make_soup(population=10, rng=5)
-    counts = [len(Attack(0.5, mode="single")(soup)) for _ in range(20)]
+    counts = [len(Attack(0.5, pairing="single")(soup)) for _ in range(20)]
     assert set(counts) == {0, 1}
 
 
@@ -192,9 +192,9 @@ def test_learn_trains_learners_only_and_matches_the_kernel_on_the_snapshot(popul
 
 
 def test_learn_with_per_sample_preset_changes_only_learners():
-    soup = make_soup(population=10, rng=8)
+    soup = make_soup(population=10, rng=8, preset="keras2019")
     before = weights_by_uid(soup)
-    events = list(Learn(0.5, severity=2, preset="keras2019")(soup))
+    events = list(Learn(0.5, severity=2)(soup))
     learners = {e.target for e in events}
     assert learners
     for uid, weights in before.items():
@@ -204,14 +204,15 @@ def test_learn_with_per_sample_preset_changes_only_learners():
 
 @pytest.mark.parametrize("preset", ["journal2021", "keras2019"])
 def test_self_train_equals_the_kernel_on_the_same_rows(preset):
-    soup = make_soup(population=MIXED, rng=9)
+    soup = make_soup(population=MIXED, rng=9, preset=preset)
     rows = {arch: bank.read(bank.rows_in_use()) for arch, bank in soup.banks.items()}
     generator = torch.Generator().set_state(soup.weight_generator.get_state())
-    rule = SelfTrain(4, preset=preset)
+    rule = SelfTrain(4)  # lr and training mode: the soup's preset's (SPEC Table 2)
+    lr, mode = {"journal2021": (0.04, "full_batch"), "keras2019": (0.01, "per_sample")}[preset]
     assert rule(soup) == []
     for arch, bank in soup.banks.items():
         expected = self_train(
-            arch, rows[arch], steps=4, lr=rule.lr, mode=rule.mode, generator=generator
+            arch, rows[arch], steps=4, lr=lr, mode=mode, generator=generator
         ).weights
         assert same(bank.read(bank.rows_in_use()), expected)
 
@@ -301,7 +302,7 @@ def test_noisy_clone_child_is_near_its_parent_and_replaces_the_victim(noise):
     soup = make_soup(population=8, rng=15)
     before = weights_by_uid(soup)
     scale = 0.01
-    events = run_rule(soup, NoisyClone(1.0, scale, noise=noise, mode="per_particle"))
+    events = run_rule(soup, NoisyClone(1.0, scale, noise=noise, pairing="per_particle"))
     clones = by_kind(events, EventKind.CLONE)
     assert clones
     graph = soup.genealogy.graph
@@ -365,7 +366,7 @@ def test_melt_of_unrelated_parents_takes_exactly_half_from_parent_one(seed):
 def test_melt_drops_pairs_of_different_architectures():
     soup = make_soup(population={Weightwise(): 1, Aggregating(): 1, Recurrent(): 1}, rng=18)
     for _ in range(10):
-        assert Melt(1.0, mode="per_particle")(soup) == []
+        assert Melt(1.0, pairing="per_particle")(soup) == []
 
 
 @pytest.mark.parametrize("rule", [NoisyClone(1.0, 0.01), Melt(1.0)], ids=["clone", "melt"])
@@ -394,13 +395,14 @@ def test_grow_puts_children_on_free_topology_nodes(rule):
         (lambda: Learn(math.nan), ("chance=nan",)),
         (lambda: NoisyClone(2, 0.1), ("chance=2",)),
         (lambda: Melt(-1), ("chance=-1",)),
-        (lambda: Attack(0.1, mode="sometimes"), ("mode='sometimes'",)),
+        (lambda: Attack(0.1, pairing="sometimes"), ("pairing='sometimes'",)),
         (lambda: SelfTrain(-1), ("steps=-1",)),
         (lambda: SelfTrain(2.5), ("steps=2.5",)),
         (lambda: Learn(0.1, severity=-2), ("severity=-2",)),
         (lambda: SelfApply(-3), ("times=-3",)),
         (lambda: SelfTrain(1, lr=-0.1), ("lr=-0.1",)),
-        (lambda: SelfTrain(1, preset="keras"), ("preset='keras'",)),
+        (lambda: SelfTrain(1, training_mode="sgd"), ("training_mode='sgd'",)),
+        (lambda: Learn(0.1, lr=0), ("lr=0",)),
         (lambda: NoisyClone(0.1, -1.0), ("scale=-1.0",)),
         (lambda: NoisyClone(0.1, 0.1, noise="gauss"), ("noise='gauss'",)),
         (lambda: Respawn(eps=0), ("eps=0",)),

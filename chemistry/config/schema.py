@@ -30,51 +30,57 @@ respawn, 100 epochs)::
     type = "attack"     # attack | learn | self_train | self_apply | respawn | clone | melt
     chance = 0.1
 
-Every table accepts exactly the keys listed in ``TOP_LEVEL``, ``RECORD``, ``TOPOLOGIES``,
-``architecture_keys`` and ``RULES``: an unknown key is an error naming it, where it was and the
-closest valid key; a value of the wrong type or out of range is an error naming the key, the value
-and what is allowed. :meth:`RunConfig.to_dict` returns the resolved configuration with every
-default filled in (preset values written out), and :meth:`RunConfig.to_toml` writes it as TOML
-that ``chemistry run`` reads back to the same configuration.
+A ``[[rules]]`` table takes its rule's constructor arguments as keys (``interactions.RULES``:
+every rule class with a ``name``; a user's rule module is listed in a top-level
+``plugins = ["my_rules.py"]``). Every other table accepts exactly the keys listed in
+``TOP_LEVEL``, ``RECORD``, ``TOPOLOGIES`` and ``architecture_keys``: an unknown key is an error
+naming it, where it was and the closest valid key; a value of the wrong type or out of range is
+an error naming the key, the value and what is allowed. :meth:`RunConfig.to_dict` returns the
+resolved configuration with every default filled in (a rule argument whose default is None, such
+as a training rule's ``lr``, is decided by the soup's preset and left out), and
+:meth:`RunConfig.to_toml` writes it as TOML that ``chemistry run`` reads back to the same
+configuration.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
-import inspect
-import json
 import math
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
 import torch
 
+from chemistry.config.errors import VALUE_ALIASES, ConfigError, closest
+from chemistry.config.errors import toml_value as _toml_value
+from chemistry.config.errors import type_name as _type_name
+from chemistry.config.migrate import migrate_rule
+from chemistry.config.parameters import Parameter, parameters_of
+from chemistry.config.plugins import import_plugin, resolve_plugin, rule_class
 from chemistry.soup import SCHEDULES, Soup
 from chemistry.topology import Topology
-from interactions import Attack, Interaction, Learn, Melt, NoisyClone, Respawn, SelfApply, SelfTrain
-from interactions.base import PAIR_MODES
-from particles import ACTIVATIONS, ARCHITECTURES, MODES, PRESETS, Architecture
+from interactions import RULES, Interaction
+from particles import ACTIVATIONS, ARCHITECTURES, PRESETS, Architecture
 from particles import architectures as _architectures
-from particles.measures import NOISES
+from particles.presets import DEFAULT_PRESET
+from particles.validation import check_count, check_positive
 
 __all__ = [
     "DTYPES",
     "RECORD",
     "RULES",
+    "rule_parameters",
     "TOP_LEVEL",
     "TOPOLOGIES",
     "ConfigError",
     "Key",
-    "RuleType",
     "RunConfig",
-    "apply_overrides",
     "architecture_keys",
     "build_rules",
     "build_soup",
@@ -90,10 +96,6 @@ DEFAULT_RULES = (
     {"type": "self_train", "steps": 30},
     {"type": "respawn"},
 )
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be run; the message names the key, the value and the fix."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -146,44 +148,6 @@ class Key:
         return "a string"
 
 
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__}"
-
-
-def _normalise(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def closest(
-    name: Any, valid: list[str] | tuple[str, ...], aliases: Mapping[str, str] = {}
-) -> str | None:
-    """The valid name closest to ``name`` (same letters ignoring case and _-, an alias, or
-    ``difflib.get_close_matches``), or None."""
-    if not isinstance(name, str):
-        return None
-    for candidate in valid:
-        if _normalise(candidate) == _normalise(name):
-            return candidate
-    if _normalise(name) in aliases:
-        return aliases[_normalise(name)]
-    matches = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
-    if not matches:
-        matches = difflib.get_close_matches(name.lower(), list(valid), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
 def _check(key: Key, value: Any, where: str) -> Any:
     """The checked (and normalised) value of ``key``; ConfigError naming key, value and rule."""
 
@@ -221,31 +185,13 @@ def _check(key: Key, value: Any, where: str) -> Any:
     if not isinstance(value, str):
         raise fail(f"is {_type_name(value)}")
     if kind == "choice" and value not in key.choices:
-        suggestion = closest(value, key.choices, _VALUE_ALIASES)
+        suggestion = closest(value, key.choices, VALUE_ALIASES)
         hint = f" (did you mean {_toml_value(suggestion)}?)" if suggestion else ""
         raise ConfigError(
             f"{where}: {key.name} = {_toml_value(value)} is not allowed{hint}; "
             f"it must be {key.allowed()}"
         )
     return value
-
-
-_VALUE_ALIASES = {
-    "weightwise": "ww",
-    "aggregating": "agg",
-    "aggregate": "agg",
-    "recurrent": "rnn",
-    "fourier": "fft",
-    "noisyclone": "clone",
-    "none": "linear",
-    "identity": "linear",
-    "float": "float32",
-    "double": "float64",
-    "wellmixed": "complete",
-    "smallworld": "small_world",
-    "torus": "grid",
-    "cliques": "disjoint_cliques",
-}
 
 
 def _check_keys(table: Any, valid: list[str], where: str) -> dict[str, Any]:
@@ -265,7 +211,6 @@ def _check_keys(table: Any, valid: list[str], where: str) -> dict[str, Any]:
 _KEY_ALIASES = {
     "probability": "chance",
     "rate": "chance",
-    "trainingmode": "mode",  # self_train's training mode is "mode"
     "learningrate": "lr",
     "kind": "type",
     "rule": "type",
@@ -278,11 +223,15 @@ _KEY_ALIASES = {
 }
 
 
-def _read(table: dict[str, Any], keys: tuple[Key, ...], where: str, context: dict) -> dict:
+def _read(
+    table: dict[str, Any], keys: tuple[Key | Parameter, ...], where: str, context: dict
+) -> dict:
     """Values of ``keys`` from ``table``: checked, with defaults filled in."""
     values: dict[str, Any] = {}
     for key in keys:
-        if key.name in table:
+        if key.name in table and isinstance(key, Parameter):
+            values[key.name] = key.check(table[key.name], where)
+        elif key.name in table:
             values[key.name] = _check(key, table[key.name], where)
         elif key.required:
             raise ConfigError(
@@ -310,134 +259,66 @@ def _array_of_tables(value: Any, name: str) -> list[Any]:
     return value
 
 
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
 # ----------------------------------------------------------------------------------------------
 # The schema
 
 
-def _default_of(cls: type, name: str) -> Any:
-    return inspect.signature(cls.__init__).parameters[name].default
-
-
-TOP_LEVEL: tuple[Key, ...] = (
-    Key("description", "str", "", doc="free text shown by `chemistry info`"),
-    Key("seed", "int", 0, minimum=0, doc="seed of every random draw; same seed, same run"),
-    Key("epochs", "int", 100, minimum=0, doc="number of epochs to run"),
-    Key("device", "str", "cpu", doc='torch device: "cpu", "cuda", "cuda:1", "mps"'),
-    Key("dtype", "choice", "float32", choices=tuple(DTYPES), doc="dtype of the weights"),
-    Key(
-        "preset",
-        "choice",
-        "keras2019",
-        choices=tuple(PRESETS),
-        doc="default learning rate, training mode and eps of the rules (SPEC Table 2)",
-    ),
-    Key(
-        "eps",
-        "number",
-        lambda context: context["preset"].eps,
-        positive=True,
-        doc="fixpoint tolerance of the classification (default: the preset's)",
-    ),
-    Key(
-        "schedule",
-        "choice",
-        "synchronous",
-        choices=SCHEDULES,
-        doc="synchronous (canonical) or sequential (per particle, the original code's loop)",
-    ),
-)
 SECTIONS = ("record", "topology", "population", "rules")
 
-RECORD: tuple[Key, ...] = (
-    Key(
-        "trajectories_every", "int", 1, minimum=0, doc="record all weights every k epochs (0: off)"
-    ),
-    Key(
-        "metrics_every",
-        "int",
-        1,
-        minimum=0,
-        doc="classify and collect metrics every k epochs (0: off)",
-    ),
-    Key(
-        "checkpoint_every",
-        "int",
-        10,
-        minimum=0,
-        doc="checkpoint every k epochs and at the end (0: off)",
-    ),
-    Key("figures", "bool", True, doc="draw the figures when the run ends"),
-)
 
-
-def _population(context: dict) -> int:
-    return context["population"]
-
-
-TOPOLOGIES: dict[str, tuple[Key, ...]] = {
-    "complete": (Key("nodes", "int", _population, minimum=1, doc="slots (default: population)"),),
-    "ring": (
-        Key("nodes", "int", _population, minimum=3, doc="slots (default: population)"),
-        Key("k", "int", 1, minimum=1, doc="neighbours on each side"),
-    ),
-    "grid": (
-        Key(
-            "rows",
-            "int",
-            lambda context: context["grid_default"]["rows"],
-            minimum=3,
-            doc="rows of the torus",
-        ),
-        Key(
-            "cols",
-            "int",
-            lambda context: context["grid_default"]["cols"],
-            minimum=3,
-            doc="columns of the torus",
-        ),
-    ),
-    "small_world": (
-        Key("nodes", "int", _population, minimum=3, doc="slots (default: population)"),
-        Key("k", "int", 4, minimum=2, doc="total ring neighbours before rewiring (even)"),
-        Key("p", "probability", 0.1, doc="rewiring probability"),
-        Key(
-            "seed",
-            "int",
-            lambda context: context["seed"],
-            minimum=0,
-            doc="graph seed (default: the run's)",
-        ),
-    ),
-    "disjoint_cliques": (
-        Key(
-            "size",
-            "int",
-            lambda context: context["cliques_default"]["size"],
-            minimum=1,
-            doc="particles per clique",
-        ),
-        Key(
-            "num_soups",
-            "int",
-            lambda context: context["cliques_default"]["num_soups"],
-            minimum=1,
-            doc="number of cliques",
-        ),
-    ),
+#: The ``[topology]`` kinds: each is the ``Topology`` constructor of that name, whose arguments
+#: are its keys (``graphml`` reads a file into ``Topology.from_graph``).
+TOPOLOGIES: dict[str, tuple[Parameter, ...]] = {
+    kind: parameters_of(getattr(Topology, kind), skip=("device",))
+    for kind in ("complete", "ring", "grid", "small_world", "disjoint_cliques")
+} | {
     "graphml": (
-        Key("path", "str", doc="GraphML file of an undirected graph, relative to the config file"),
-    ),
+        Parameter("path", "str", doc="GraphML file of an undirected graph, relative to the config"),
+    )
 }
 
 
-def architecture_keys(name: str) -> tuple[Key, ...]:
-    """The keys of a ``[[population]]`` entry of architecture ``name``: its dataclass fields."""
+def _topology_defaults(kind: str, table: dict, context: dict, where: str) -> dict[str, Any]:
+    """The keys a topology derives from the run: its size from the population (a grid's sides,
+    a set of cliques' number or size) and a small world's seed from the run's."""
+    population = context["population"]
+    if kind == "grid":
+        rows, cols = table.get("rows"), table.get("cols")
+        side = math.isqrt(population)
+        if isinstance(rows, int) and rows > 0 and cols is None:
+            return {"cols": -(-population // rows)}
+        if isinstance(cols, int) and cols > 0 and rows is None:
+            return {"rows": -(-population // cols)}
+        if rows is None and cols is None and side * side != population:
+            raise ConfigError(
+                f"{where}: the population of {population} is not a square; give rows and cols "
+                "(rows * cols >= population)"
+            )
+        return {"rows": side, "cols": side}
+    if kind == "disjoint_cliques":
+        size, num_soups = table.get("size"), table.get("num_soups")
+        if size is None and num_soups is None:
+            raise ConfigError(f"{where}: give size (particles per clique) or num_soups")
+        defaults = {}
+        if isinstance(size, int) and size > 0:
+            defaults["num_soups"] = -(-population // size)
+        if isinstance(num_soups, int) and num_soups > 0:
+            defaults["size"] = -(-population // num_soups)
+        return defaults
+    defaults: dict[str, Any] = {"nodes": population} if kind != "graphml" else {}
+    return defaults | ({"seed": context["seed"]} if kind == "small_world" else {})
+
+
+def rule_parameters(cls: type[Interaction]) -> tuple[Parameter, ...]:
+    """The keys of a ``[[rules]]`` table of rule class ``cls``: its constructor's arguments."""
+    return parameters_of(cls)
+
+
+def architecture_keys(name: str, preset: str | None = None) -> tuple[Key, ...]:
+    """The keys of a ``[[population]]`` entry of architecture ``name``: its dataclass fields
+    (with ``preset``, the preset's initialisation and encoding as defaults)."""
     cls = ARCHITECTURES[name]
+    settings = PRESETS[preset].architecture_options(cls) if preset is not None else {}
     activations = tuple(k for k in ACTIVATIONS if k is not None)
     known_choices = {
         "init_scheme": getattr(_architectures, "INITS", ()),
@@ -452,7 +333,7 @@ def architecture_keys(name: str) -> tuple[Key, ...]:
     for item in dataclasses.fields(cls):
         if not item.init:
             continue
-        default = item.default
+        default = settings.get(item.name, item.default)
         if item.name in ("activation", "output_activation"):
             keys.append(
                 Key(
@@ -475,174 +356,6 @@ def architecture_keys(name: str) -> tuple[Key, ...]:
     return tuple(keys)
 
 
-@dataclass(frozen=True)
-class RuleType:
-    """A rule a configuration can name: its keys and how to make the ``Interaction``."""
-
-    name: str
-    cls: type[Interaction]
-    keys: tuple[Key, ...]
-    make: Callable[[dict[str, Any]], Interaction]
-    doc: str
-
-
-def _preset_lr(context: dict) -> float:
-    return context["preset"].lr
-
-
-def _preset_mode(context: dict) -> str:
-    return context["preset"].mode
-
-
-def _pair_keys(cls: type, chance_doc: str, *, allow_self: bool = True) -> tuple[Key, ...]:
-    keys = (
-        Key("chance", "probability", doc=chance_doc),
-        Key(
-            "mode",
-            "choice",
-            _default_of(cls, "mode"),
-            choices=PAIR_MODES,
-            doc="per_particle: every particle acts with the chance; single: one pair per epoch",
-        ),
-    )
-    if allow_self:
-        keys += (Key("allow_self", "bool", False, doc="a particle may pick itself as partner"),)
-    return keys
-
-
-RULES: dict[str, RuleType] = {
-    "attack": RuleType(
-        "attack",
-        Attack,
-        _pair_keys(Attack, "attack chance α"),
-        lambda v: Attack(v["chance"], mode=v["mode"], allow_self=v["allow_self"]),
-        "an attacker rewrites a neighbour's weights, M ← N ◁ M (R1)",
-    ),
-    "learn": RuleType(
-        "learn",
-        Learn,
-        (
-            Key("chance", "probability", doc="learning chance λ"),
-            Key(
-                "severity",
-                "int",
-                _default_of(Learn, "severity"),
-                minimum=0,
-                doc="training steps s per event",
-            ),
-            Key(
-                "lr",
-                "number",
-                _preset_lr,
-                positive=True,
-                doc="learning rate (default: the preset's)",
-            ),
-            Key(
-                "training_mode",
-                "choice",
-                _preset_mode,
-                choices=MODES,
-                doc="full_batch or per_sample SGD (default: the preset's)",
-            ),
-            *_pair_keys(Learn, "")[1:],
-        ),
-        lambda v: Learn(
-            v["chance"],
-            v["severity"],
-            lr=v["lr"],
-            training_mode=v["training_mode"],
-            mode=v["mode"],
-            allow_self=v["allow_self"],
-        ),
-        "a learner trains on a neighbour's weights, M ⇜ N (R2)",
-    ),
-    "self_train": RuleType(
-        "self_train",
-        SelfTrain,
-        (
-            Key("steps", "int", minimum=0, doc="self-training steps A per epoch"),
-            Key(
-                "lr",
-                "number",
-                _preset_lr,
-                positive=True,
-                doc="learning rate (default: the preset's)",
-            ),
-            Key(
-                "mode",
-                "choice",
-                _preset_mode,
-                choices=MODES,
-                doc="full_batch or per_sample SGD (default: the preset's)",
-            ),
-        ),
-        lambda v: SelfTrain(v["steps"], lr=v["lr"], mode=v["mode"]),
-        "every particle trains on itself, N ⇜ N (R3)",
-    ),
-    "self_apply": RuleType(
-        "self_apply",
-        SelfApply,
-        (
-            Key(
-                "times",
-                "int",
-                _default_of(SelfApply, "times"),
-                minimum=0,
-                doc="self-applications per epoch",
-            ),
-        ),
-        lambda v: SelfApply(v["times"]),
-        "every particle replaces its weights by its own application, N ← N ◁ N",
-    ),
-    "respawn": RuleType(
-        "respawn",
-        Respawn,
-        (
-            Key("divergent", "bool", True, doc="replace divergent particles"),
-            Key("zero", "bool", True, doc="replace particles with max|w| <= eps"),
-            Key(
-                "eps",
-                "number",
-                lambda context: context["eps"],
-                positive=True,
-                doc="size threshold of the zero test (default: the run's eps)",
-            ),
-        ),
-        lambda v: Respawn(v["divergent"], v["zero"], v["eps"]),
-        "replace divergent and zero particles by fresh ones (R4)",
-    ),
-    "clone": RuleType(
-        "clone",
-        NoisyClone,
-        (
-            Key("chance", "probability", doc="cloning chance κ"),
-            Key("scale", "number", minimum=0, doc="noise scale ζ >= 0"),
-            Key(
-                "noise",
-                "choice",
-                _default_of(NoisyClone, "noise"),
-                choices=NOISES,
-                doc="noise kind",
-            ),
-            *_pair_keys(NoisyClone, "", allow_self=False)[1:],
-            Key("grow", "bool", False, doc="put the child on a free node instead of the victim's"),
-        ),
-        lambda v: NoisyClone(
-            v["chance"], v["scale"], noise=v["noise"], mode=v["mode"], grow=v["grow"]
-        ),
-        "a parent puts a noisy copy of itself in place of a neighbour (R6)",
-    ),
-    "melt": RuleType(
-        "melt",
-        Melt,
-        (
-            *_pair_keys(Melt, "melting chance μ", allow_self=False),
-            Key("grow", "bool", False, doc="put the child on a free node instead of a victim's"),
-        ),
-        lambda v: Melt(v["chance"], mode=v["mode"], grow=v["grow"]),
-        "two neighbouring parents make a crossover child in place of a third particle (R5)",
-    ),
-}
 # Canonical order of SPEC D18, used when a command-line flag adds a rule.
 CANONICAL_ORDER = ("attack", "learn", "self_train", "respawn")
 
@@ -680,20 +393,11 @@ class TopologyConfig:
     kind: str = "complete"
     params: dict[str, Any] = field(default_factory=dict)
 
-    def build(self, device: str | None = None) -> Topology:
+    def build(self) -> Topology:
         """The Topology object."""
-        p = self.params
-        if self.kind == "complete":
-            return Topology.complete(p["nodes"])
-        if self.kind == "ring":
-            return Topology.ring(p["nodes"], p["k"])
-        if self.kind == "grid":
-            return Topology.grid(p["rows"], p["cols"])
-        if self.kind == "small_world":
-            return Topology.small_world(p["nodes"], p["k"], p["p"], seed=p["seed"])
-        if self.kind == "disjoint_cliques":
-            return Topology.disjoint_cliques(p["num_soups"], p["size"])
-        return Topology.from_graph(_read_graphml(Path(p["path"])))
+        if self.kind == "graphml":
+            return Topology.from_graph(_read_graphml(Path(self.params["path"])))
+        return getattr(Topology, self.kind)(**self.params)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **self.params}
@@ -725,25 +429,40 @@ class RuleConfig:
 
     def build(self) -> Interaction:
         """The Interaction object."""
-        return RULES[self.type].make(self.params)
+        return rule_class(self.type, "[[rules]]")(**self.params)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, **self.params}
 
     def describe(self) -> str:
-        """One line, e.g. ``attack(chance=0.1, mode=per_particle, allow_self=false)``."""
+        """One line, e.g. ``attack(chance=0.1, pairing=per_particle, allow_self=false)``."""
         shown = ", ".join(f"{k}={_plain(v)}" for k, v in self.params.items())
         return f"{self.type}({shown})"
 
 
 @dataclass(frozen=True)
 class RecordConfig:
-    """What a run records and how often (0 = never)."""
+    """What a run records and how often (0 = never): the ``[record]`` table.
+
+    Args:
+        trajectories_every: record every particle's weights every k epochs (0: off).
+        metrics_every: classify and collect metrics every k epochs (0: off).
+        checkpoint_every: write a checkpoint every k epochs and at the end (0: off).
+        figures: draw the figures when the run ends.
+    """
 
     trajectories_every: int = 1
     metrics_every: int = 1
     checkpoint_every: int = 10
     figures: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("trajectories_every", "metrics_every", "checkpoint_every"):
+            check_count(name, getattr(self, name), 0)
+
+
+#: The keys of ``[record]``: the fields of :class:`RecordConfig`.
+RECORD: tuple[Parameter, ...] = parameters_of(RecordConfig)
 
 
 @dataclass(frozen=True)
@@ -751,21 +470,40 @@ class RunConfig:
     """A validated, fully resolved run configuration (build it with :meth:`from_dict`).
 
     Use :func:`load_config` for a TOML file, :meth:`build` for the soup, :meth:`to_dict` /
-    :meth:`to_toml` for the resolved configuration.
+    :meth:`to_toml` for the resolved configuration. Its scalar fields are the top-level keys.
+
+    Args:
+        description: free text shown by `chemistry info`.
+        seed: seed of every random draw, an integer >= 0; same seed, same run.
+        epochs: number of epochs to run, an integer >= 0.
+        device: torch device: "cpu", "cuda", "cuda:1", "mps".
+        dtype: dtype of the weights.
+        preset: the soup's setting: learning rate and training mode of the rules, eps, the
+            particles' initialisation and encoding (SPEC Table 2).
+        eps: fixpoint tolerance of the classification (default: the preset's).
+        schedule: synchronous (canonical) or sequential (per particle, the original code's loop).
+        plugins: modules or .py files of rules of one's own, imported first.
     """
 
+    description: str = ""
     seed: int = 0
     epochs: int = 100
     device: str = "cpu"
-    dtype: str = "float32"
-    preset: str = "keras2019"
-    eps: float = 1e-4
-    schedule: str = "synchronous"
-    description: str = ""
+    dtype: Literal[tuple(DTYPES)] = "float32"  # type: ignore[valid-type]
+    preset: Literal[tuple(PRESETS)] = DEFAULT_PRESET  # type: ignore[valid-type]
+    eps: float | None = None
+    schedule: Literal[SCHEDULES] = "synchronous"  # type: ignore[valid-type]
+    plugins: tuple[str, ...] = ()
     record: RecordConfig = field(default_factory=RecordConfig)
     population: tuple[PopulationEntry, ...] = ()
     topology: TopologyConfig = field(default_factory=TopologyConfig)
     rules: tuple[RuleConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_count("seed", self.seed, 0)
+        check_count("epochs", self.epochs, 0)
+        if self.eps is not None:
+            check_positive("eps", self.eps)
 
     # ------------------------------------------------------------------ parsing
 
@@ -788,28 +526,28 @@ class RunConfig:
         """
         data = _check_keys(
             dict(data) if isinstance(data, Mapping) else data,
-            [k.name for k in TOP_LEVEL] + list(SECTIONS),
+            [k.name for k in TOP_LEVEL] + ["plugins"] + list(SECTIONS),
             "at the top level",
         )
-        first = tuple(key for key in TOP_LEVEL if key.name != "eps")
-        top = _read(data, first, "at the top level", {})
+        plugins = _parse_plugins(data.get("plugins", []), base)
+        top = _read(data, TOP_LEVEL, "at the top level", {})
+        if top["eps"] is None:
+            top["eps"] = PRESETS[top["preset"]].eps
+        try:
+            cls(**top)  # the ranges, before the tables are read
+        except ValueError as error:
+            raise ConfigError(f"at the top level: {_as_given(str(error), data)}") from None
         context: dict[str, Any] = {"preset": PRESETS[top["preset"]], "seed": top["seed"]}
-        top |= _read(
-            data, tuple(k for k in TOP_LEVEL if k.name == "eps"), "at the top level", context
-        )
         context["eps"] = top["eps"]
         _check_device(top["device"])
 
-        record = RecordConfig(
-            **_read(
-                _check_keys(data.get("record", {}), [k.name for k in RECORD], "[record]"),
-                RECORD,
-                "[record]",
-                context,
-            )
-        )
+        record_table = _check_keys(data.get("record", {}), [k.name for k in RECORD], "[record]")
+        try:
+            record = RecordConfig(**_read(record_table, RECORD, "[record]", context))
+        except ValueError as error:
+            raise ConfigError(f"[record]: {_as_given(str(error), record_table)}") from None
         population = tuple(
-            _parse_population(entry, index)
+            _parse_population(entry, index, top["preset"])
             for index, entry in enumerate(
                 _array_of_tables(data.get("population", list(DEFAULT_POPULATION)), "population"), 1
             )
@@ -833,13 +571,14 @@ class RunConfig:
         context["population"] = total
         topology = _parse_topology(data.get("topology", {}), context, base)
         rules = tuple(
-            _parse_rule(entry, index, context)
+            _parse_rule(entry, index)
             for index, entry in enumerate(
                 _array_of_tables(data.get("rules", list(DEFAULT_RULES)), "rules"), 1
             )
         )
         return cls(
             **top,
+            plugins=plugins,
             record=record,
             population=population,
             topology=topology,
@@ -887,6 +626,7 @@ class RunConfig:
                 population=self.build_population(),
                 topology=self.build_topology(),
                 rng=self.seed,
+                preset=self.preset,
                 device=self.device,
                 dtype=DTYPES[self.dtype],
                 eps=self.eps,
@@ -904,6 +644,8 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration: plain TOML/JSON types, every default filled in."""
         data: dict[str, Any] = {key.name: getattr(self, key.name) for key in TOP_LEVEL}
+        if self.plugins:
+            data["plugins"] = list(self.plugins)
         data["record"] = dataclasses.asdict(self.record)
         data["topology"] = self.topology.to_dict()
         data["population"] = [entry.to_dict() for entry in self.population]
@@ -915,6 +657,8 @@ class RunConfig:
         data = self.to_dict()
         lines = [f"# {line}" if line else "#" for line in header.splitlines()]
         lines += [f"{key.name} = {_toml_value(data[key.name])}" for key in TOP_LEVEL]
+        if self.plugins:
+            lines.append(f"plugins = {_toml_value(data['plugins'])}")
         if not data["rules"]:
             lines.append("rules = []")
         for section in ("record", "topology"):
@@ -930,7 +674,7 @@ class RunConfig:
         """A few readable lines describing the run (for ``chemistry info``)."""
         population = " + ".join(
             f"{entry.count} {entry.architecture}"
-            + (f" ({_plain_options(entry)})" if _plain_options(entry) else "")
+            + (f" ({options})" if (options := _plain_options(entry, self.preset)) else "")
             for entry in self.population
         )
         topology = ", ".join(f"{k}={_plain(v)}" for k, v in self.topology.params.items())
@@ -957,6 +701,12 @@ class RunConfig:
         return lines
 
 
+#: The top-level keys: the scalar fields of :class:`RunConfig`.
+TOP_LEVEL: tuple[Parameter, ...] = tuple(
+    p for p in parameters_of(RunConfig) if p.name not in ("plugins", *SECTIONS)
+)
+
+
 def _plain(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -965,9 +715,9 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def _plain_options(entry: PopulationEntry) -> str:
+def _plain_options(entry: PopulationEntry, preset: str) -> str:
     """The options of a population entry that differ from the architecture's defaults."""
-    defaults = {k.name: k.default for k in architecture_keys(entry.architecture)}
+    defaults = {k.name: k.default for k in architecture_keys(entry.architecture, preset)}
     return ", ".join(f"{k}={_plain(v)}" for k, v in entry.options.items() if defaults.get(k) != v)
 
 
@@ -996,13 +746,26 @@ def _check_device(device: str, *, available: bool = False) -> None:
         )
 
 
-def _parse_population(entry: Any, index: int) -> PopulationEntry:
+def _parse_plugins(value: Any, base: str | Path | None) -> tuple[str, ...]:
+    """The resolved plugins, each imported (so that its rules are registered)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(
+            f"at the top level: plugins = {_toml_value(value)} is not allowed; it must be an "
+            'array of module names or .py files (relative to the config file), e.g. ["rules.py"]'
+        )
+    plugins = tuple(dict.fromkeys(resolve_plugin(plugin, base) for plugin in value))
+    for plugin in plugins:
+        import_plugin(plugin)
+    return plugins
+
+
+def _parse_population(entry: Any, index: int, preset: str) -> PopulationEntry:
     where = f"[[population]] #{index}"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} must be a table, got {_type_name(entry)} {_toml_value(entry)}")
     name_key = architecture_keys("ww")[0]
     name = _check(name_key, entry.get("architecture", name_key.default), where)
-    keys = architecture_keys(name)
+    keys = architecture_keys(name, preset)
     where = f"[[population]] #{index} (architecture = {_toml_value(name)})"
     values = _read(_check_keys(entry, [k.name for k in keys], where), keys, where, {})
     values.pop("architecture")
@@ -1021,31 +784,8 @@ def _parse_topology(table: Any, context: dict, base: str | Path | None) -> Topol
     where = f"[topology] (kind = {_toml_value(kind)})"
     _check_keys(table, ["kind"] + [k.name for k in keys], where)
     population = context["population"]
-    if kind == "grid":
-        rows, cols = table.get("rows"), table.get("cols")
-        side = math.isqrt(population)
-        defaults = {"rows": side, "cols": side}
-        if isinstance(rows, int) and rows > 0 and cols is None:
-            defaults["cols"] = -(-population // rows)
-        elif isinstance(cols, int) and cols > 0 and rows is None:
-            defaults["rows"] = -(-population // cols)
-        elif rows is None and cols is None and side * side != population:
-            raise ConfigError(
-                f"{where}: the population of {population} is not a square; give rows and cols "
-                "(rows * cols >= population)"
-            )
-        context = {**context, "grid_default": defaults}
-    if kind == "disjoint_cliques":
-        size, num_soups = table.get("size"), table.get("num_soups")
-        if size is None and num_soups is None:
-            raise ConfigError(f"{where}: give size (particles per clique) or num_soups")
-        defaults = {}
-        if isinstance(size, int) and size > 0:
-            defaults["num_soups"] = -(-population // size)
-        if isinstance(num_soups, int) and num_soups > 0:
-            defaults["size"] = -(-population // num_soups)
-        context = {**context, "cliques_default": defaults}
-    params = _read(table, keys, where, context)
+    table = _topology_defaults(kind, table, context, where) | table
+    params = _read({k: v for k, v in table.items() if k != "kind"}, keys, where, context)
     if kind == "graphml":
         path = Path(params["path"]).expanduser()
         if not path.is_absolute():
@@ -1066,7 +806,7 @@ def _parse_topology(table: Any, context: dict, base: str | Path | None) -> Topol
     return topology
 
 
-def _parse_rule(entry: Any, index: int, context: dict) -> RuleConfig:
+def _parse_rule(entry: Any, index: int) -> RuleConfig:
     where = f"[[rules]] #{index}"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} must be a table, got {_type_name(entry)} {_toml_value(entry)}")
@@ -1075,43 +815,44 @@ def _parse_rule(entry: Any, index: int, context: dict) -> RuleConfig:
             f"{where}: missing key 'type'; it must be one of "
             + ", ".join(_toml_value(name) for name in RULES)
         )
-    type_key = Key("type", "choice", choices=tuple(RULES))
-    rule_type = _check(type_key, entry["type"], where)
-    rule = RULES[rule_type]
+    rule_type = entry["type"]
+    cls = rule_class(rule_type, where)
     where = _rule_where(index, rule_type)
-    _check_keys(entry, ["type"] + [k.name for k in rule.keys], where)
-    params = _read(entry, rule.keys, where, context)
+    parameters = rule_parameters(cls)
+    entry = migrate_rule(entry, [p.name for p in parameters])
+    _check_keys(entry, ["type"] + [p.name for p in parameters], where)
+    params: dict[str, Any] = {}
+    for parameter in parameters:
+        if parameter.name in entry:
+            params[parameter.name] = parameter.check(entry[parameter.name], where)
+        elif parameter.required:
+            meaning = f" ({parameter.doc})" if parameter.doc else ""
+            raise ConfigError(
+                f"{where}: missing key '{parameter.name}'{meaning}; it must be "
+                f"{parameter.allowed()}"
+            )
+        elif parameter.default is not None:
+            params[parameter.name] = parameter.default
     config = RuleConfig(rule_type, params)
     try:
         config.build()
-    except ValueError as error:
-        raise ConfigError(f"{where}: {error}") from None
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{where}: {_as_given(str(error), entry)}") from None
     return config
+
+
+def _as_given(message: str, entry: dict[str, Any]) -> str:
+    """A constructor's "NAME=VALUE is not allowed; ..." with the value as written in the file."""
+    found = re.match(r"(\w+)=.*? is not allowed; (.*)", message, flags=re.DOTALL)
+    if found is None or found.group(1) not in entry:
+        return message
+    name, value = found.group(1), entry[found.group(1)]
+    problem = "is out of range" if isinstance(value, (int, float)) else "is not allowed"
+    return f"{name} = {_toml_value(value)} {problem}; {found.group(2)}"
 
 
 # ----------------------------------------------------------------------------------------------
 # TOML text
-
-
-def _toml_value(value: Any) -> str:
-    """``value`` as a TOML literal (also used to quote values in messages)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    return json.dumps(str(value))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1125,7 +866,7 @@ def load_config(path: str | Path) -> RunConfig:
         ConfigError: if the file is missing, unreadable, not TOML, or not a valid configuration;
             the message starts with the file's name.
     """
-    return RunConfig.from_dict(read_config_file(path), base=Path(path).parent)
+    return parse_config(read_config_file(path), source=path, base=Path(path).parent)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -1159,124 +900,6 @@ def parse_config(
         if source is None:
             raise
         raise ConfigError(f"config file {source}: {error}") from None
-
-
-def apply_overrides(data: Mapping[str, Any], **flags: Any) -> dict[str, Any]:
-    """A copy of the raw configuration ``data`` with command-line settings applied.
-
-    Flags set to None are ignored. Scalars (``seed``, ``epochs``, ``device``, ``dtype``,
-    ``schedule``) replace the top-level keys; ``trajectories_every``, ``metrics_every``,
-    ``checkpoint_every``, ``figures`` the ``[record]`` keys. ``preset`` also drops ``eps`` and
-    every rule's ``lr`` and training mode so they follow the new preset. ``population`` sets the
-    count of a single-architecture soup and lets the topology size follow it; ``architecture``
-    replaces its architecture (with default options); ``topology`` replaces ``[topology]`` with
-    ``{kind = ...}``. ``attack``, ``learn`` set the chance of those rules (0 removes them, a rule
-    is added in the canonical order if there is none); ``severity`` sets learn's steps;
-    ``self_train`` the self-training steps (0 removes the rule); ``respawn=False`` removes respawn.
-
-    Raises:
-        ConfigError: if a flag cannot apply (e.g. ``population`` on a mixed soup).
-    """
-    data = copy.deepcopy(dict(data))
-    flags = {name: value for name, value in flags.items() if value is not None}
-    for name in ("seed", "epochs", "device", "dtype", "schedule"):
-        if name in flags:
-            data[name] = flags.pop(name)
-    record_flags = {
-        n: flags.pop(n)
-        for n in ("trajectories_every", "metrics_every", "checkpoint_every", "figures")
-        if n in flags
-    }
-    if record_flags:
-        record = data.setdefault("record", {})
-        if isinstance(record, dict):
-            record.update(record_flags)
-    if "preset" in flags:
-        data["preset"] = flags.pop("preset")
-        data.pop("eps", None)
-        for rule in data.get("rules", list(DEFAULT_RULES)):
-            if isinstance(rule, dict):
-                for key in ("lr", "training_mode") + (
-                    ("mode",) if rule.get("type") == "self_train" else ()
-                ):
-                    rule.pop(key, None)
-    if "population" in flags or "architecture" in flags:
-        population = data.get("population", copy.deepcopy(list(DEFAULT_POPULATION)))
-        if (
-            not isinstance(population, list)
-            or len(population) != 1
-            or not isinstance(population[0], dict)
-        ):
-            count = len(population) if isinstance(population, list) else "not a list of"
-            raise ConfigError(
-                f"--population and --architecture apply to a soup of one architecture; the "
-                f"configuration has {count} [[population]] tables: edit them in the file instead"
-            )
-        entry = population[0]
-        if "architecture" in flags:
-            entry = {"architecture": flags.pop("architecture"), "count": entry.get("count", 20)}
-        if "population" in flags:
-            entry["count"] = flags.pop("population")
-            topology = data.get("topology")
-            if isinstance(topology, dict):
-                for key in ("nodes", "rows", "cols", "num_soups"):
-                    topology.pop(key, None)
-        data["population"] = [entry]
-    if "topology" in flags:
-        data["topology"] = {"kind": flags.pop("topology")}
-    rule_flags = {
-        n: flags.pop(n)
-        for n in ("attack", "learn", "severity", "self_train", "respawn")
-        if n in flags
-    }
-    if rule_flags:
-        rules = data.get("rules", copy.deepcopy(list(DEFAULT_RULES)))
-        if isinstance(rules, list):
-            data["rules"] = _override_rules(rules, rule_flags)
-    if flags:
-        raise ConfigError(f"unknown override(s): {', '.join(sorted(flags))}")
-    return data
-
-
-def _override_rules(rules: list[Any], flags: dict[str, Any]) -> list[Any]:
-    def of_type(name: str) -> list[dict]:
-        return [r for r in rules if isinstance(r, dict) and r.get("type") == name]
-
-    def insert(rule: dict) -> None:
-        rank = CANONICAL_ORDER.index(rule["type"])
-        position = 0
-        for index, other in enumerate(rules):
-            other_type = other.get("type") if isinstance(other, dict) else None
-            if other_type in CANONICAL_ORDER and CANONICAL_ORDER.index(other_type) < rank:
-                position = index + 1
-        rules.insert(position, rule)
-
-    def remove(name: str) -> None:
-        rules[:] = [r for r in rules if not (isinstance(r, dict) and r.get("type") == name)]
-
-    for name, key in (("attack", "chance"), ("learn", "chance"), ("self_train", "steps")):
-        if name not in flags:
-            continue
-        value = flags[name]
-        if value == 0:
-            remove(name)
-        elif of_type(name):
-            for rule in of_type(name):
-                rule[key] = value
-        else:
-            insert({"type": name, key: value})
-    if "severity" in flags:
-        if not of_type("learn"):
-            raise ConfigError(
-                "--severity sets the steps of the learn rule; add one with --learn CHANCE"
-            )
-        for rule in of_type("learn"):
-            rule["severity"] = flags["severity"]
-    if flags.get("respawn") is False:
-        remove("respawn")
-    elif flags.get("respawn") is True and not of_type("respawn"):
-        insert({"type": "respawn"})
-    return rules
 
 
 def build_soup(config: Mapping[str, Any]) -> Soup:
