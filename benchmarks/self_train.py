@@ -21,8 +21,7 @@ its per-particle rate is reported; the loop's cost per particle does not depend 
 from __future__ import annotations
 
 import argparse
-import math
-import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -34,7 +33,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import particles  # noqa: E402
-from particles import Status, Weightwise  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
+from particles import Status, Weightwise, fused  # noqa: E402
 
 LR = 0.04
 EPS = 1e-5
@@ -124,11 +124,14 @@ def loop_classify(loop, positions: torch.Tensor) -> list[Status]:
 # Timing
 
 
-def best_time(run: Callable[[], object], repeats: int, min_seconds: float) -> float:
-    """Best wall time of one call of ``run`` over ``repeats`` rounds of at least ``min_seconds``."""
-    run()  # warm-up: caches, allocator, lazy initialisation
-    best = math.inf
-    for _ in range(repeats):
+def median_time(run: Callable[[], object], rounds: int, min_seconds: float) -> float:
+    """Median wall time of one call of ``run`` over ``rounds`` rounds of at least ``min_seconds``.
+
+    The kernel and the loop are timed alike: the same number of rounds, the median of them.
+    """
+    run()  # warm-up: compilation, caches, allocator, lazy initialisation
+    times = []
+    for _ in range(rounds):
         calls, start = 0, time.perf_counter()
         while True:
             run()
@@ -136,8 +139,8 @@ def best_time(run: Callable[[], object], repeats: int, min_seconds: float) -> fl
             elapsed = time.perf_counter() - start
             if elapsed >= min_seconds:
                 break
-        best = min(best, elapsed / calls)
-    return best
+        times.append(elapsed / calls)
+    return statistics.median(times)
 
 
 def human(rate: float) -> str:
@@ -159,22 +162,22 @@ def measure(n: int, args: argparse.Namespace, architecture: Weightwise) -> dict[
     loop = make_loop(subset)  # built once, outside the timed region, like the population
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    def timed(run: Callable[[], object], repeats: int) -> float:
+    def timed(run: Callable[[], object]) -> float:
         def synced() -> None:
             run()
             sync()
 
-        return best_time(synced, repeats, args.min_seconds)
+        return median_time(synced, args.rounds, args.min_seconds)
 
     rates = {}
-    seconds = timed(lambda: particles.self_train(architecture, w, steps=args.steps, lr=LR), 3)
+    seconds = timed(lambda: particles.self_train(architecture, w, steps=args.steps, lr=LR))
     rates["train"] = n * args.steps / seconds
-    seconds = timed(lambda: loop_self_train(loop, positions, args.loop_steps), 1)
+    seconds = timed(lambda: loop_self_train(loop, positions, args.loop_steps))
     rates["train_loop"] = k * args.loop_steps / seconds
-    rates["apply"] = n / timed(lambda: particles.self_apply(architecture, w), 3)
-    rates["apply_loop"] = k / timed(lambda: loop_self_apply(loop, positions), 1)
-    rates["classify"] = n / timed(lambda: particles.classify(architecture, w, eps=EPS), 3)
-    rates["classify_loop"] = k / timed(lambda: loop_classify(loop, positions), 1)
+    rates["apply"] = n / timed(lambda: particles.self_apply(architecture, w))
+    rates["apply_loop"] = k / timed(lambda: loop_self_apply(loop, positions))
+    rates["classify"] = n / timed(lambda: particles.classify(architecture, w, eps=EPS))
+    rates["classify_loop"] = k / timed(lambda: loop_classify(loop, positions))
     rates["loop_particles"] = k
     return rates
 
@@ -205,8 +208,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sizes",
         type=lambda s: [int(v) for v in s.split(",")],
-        default=[100, 1000, 10000],
-        help="comma-separated population sizes (default 100,1000,10000)",
+        default=[100, 10_000, 1_000_000],
+        help="comma-separated population sizes (default 100,10000,1000000)",
     )
     parser.add_argument("--steps", type=int, default=100, help="steps per self_train call")
     parser.add_argument("--loop-particles", type=int, default=200, help="particles in the loop")
@@ -214,12 +217,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--min-seconds", type=float, default=0.2, help="minimum time per round")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (median) per rate")
+    parser.add_argument(
+        "--eager", action="store_true", help="the eager torch path instead of the fused kernels"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny run for a CI smoke test")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.steps = [100, 1000], 5
-        args.loop_particles, args.loop_steps, args.min_seconds = 20, 2, 0.02
+        args.loop_particles, args.loop_steps, args.min_seconds, args.rounds = 20, 2, 0.02, 3
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     return args
@@ -227,11 +234,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    if args.eager:
+        fused.enabled = False
     architecture = Weightwise()
+    path = "eager torch" if args.eager else fused.describe(torch.device(args.device))
+    print(f"machine: {describe(args.device)}")
     print(
         f"Weightwise {architecture.widths}, float32, full_batch lr {LR}, device {args.device}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-        f"{platform.processor() or platform.machine()}"
+        f"kernel path: {path}; median of {args.rounds} rounds of >= {args.min_seconds} s each"
     )
     print(
         f"batched: particles.self_train ({args.steps} steps per call), self_apply, classify; "

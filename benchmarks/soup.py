@@ -1,29 +1,31 @@
 """Soup benchmark: epochs per second, time outside the particle kernel, long runs, big soups.
 
-Three measurements (issue "The soup"):
+Three measurements (issue "The soup"; ``--device cuda`` runs the soups on a GPU):
 
 1. ``main``: a soup of 10,000 weightwise particles with Attack(0.1), Learn(0.1) and SelfTrain(10)
-   per epoch, genealogy and data collection on. Prints epochs per second and the share of time
+   per epoch (``--respawn`` adds Respawn()), everything a run does switched on: genealogy,
+   data collection and trajectories every epoch. Prints epochs per second and the share of time
    spent outside the particle kernel. The kernel calls (``self_train``, ``learn``,
    ``Architecture.apply``, ``classify``, ``fixpoint_error``, ``Architecture.init``) are wrapped
-   with timers by this script only; the share is (total - kernel) / total. Target: < 20 %.
+   with timers by this script only (synchronised on a GPU); the share is
+   (total - kernel) / total. Target: < 20 %.
 2. ``long``: 1,000 particles for 1,000 epochs with SelfTrain(10). Target: under a minute.
 3. ``huge``: 100,000 particles, trajectories off, a few epochs; prints the time per epoch and the
-   peak resident memory (``resource.getrusage``). Target: runs without exhausting memory.
+   peak resident memory (``resource.getrusage``) and GPU memory. Target: runs without
+   exhausting memory.
 
 The main line also reports, separately, the time of ``WeightBank`` row reads and writes (in
 ``particles`` but data movement, not math) and of building the genealogy's networkx graph once
 at the end (the graph is built lazily, when first read). Times are given as wall time and as
-process CPU time; on a busy machine the CPU figures are the steadier ones. Like the command
-line (``chemistry.threads``), the benchmark runs torch on one thread unless ``--threads`` says
-otherwise (``--threads 0``: torch's default of one per core, much slower for these small
-batched operations when another process competes for the cores).
+process CPU time; on a busy machine the CPU figures are the steadier ones. Torch runs with the
+caller's default threads (``--threads N`` to choose): each soup epoch sets its own CPU
+environment (``chemistry.threads.soup_cpu``).
 
 Usage::
 
     python benchmarks/soup.py                 # all three, full size
     python benchmarks/soup.py --quick         # seconds: a smoke run at small sizes
-    python benchmarks/soup.py --only main --particles 10000 --epochs 50 --threads 2
+    python benchmarks/soup.py --only main --particles 1000000 --epochs 20 --device cuda --respawn
 """
 
 from __future__ import annotations
@@ -44,10 +46,10 @@ import torch  # noqa: E402
 import chemistry.soup  # noqa: E402
 import interactions.learn  # noqa: E402
 import interactions.self_train  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
 from chemistry import Soup  # noqa: E402
-from chemistry.threads import DEFAULT_THREADS  # noqa: E402
-from interactions import Attack, Learn, SelfTrain  # noqa: E402
-from particles import architectures  # noqa: E402
+from interactions import Attack, Learn, Respawn, SelfTrain  # noqa: E402
+from particles import architectures, fused  # noqa: E402
 from particles.bank import WeightBank  # noqa: E402
 
 
@@ -58,7 +60,10 @@ class KernelTimer:
     threads), so that a busy machine can be told apart from a slow soup.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, device: str = "cpu") -> None:
+        # On a GPU the kernels run asynchronously: synchronise around each call so that its
+        # time is the kernel's, not the next host operation's.
+        self.sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else None
         self.wall = 0.0
         self.cpu = 0.0
         self.calls = 0
@@ -70,10 +75,14 @@ class KernelTimer:
             if self._depth:
                 return function(*args, **kwargs)
             self._depth += 1
+            if self.sync:
+                self.sync()
             wall, cpu = time.perf_counter(), time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
+                if self.sync:
+                    self.sync()
                 self.wall += time.perf_counter() - wall
                 self.cpu += time.process_time() - cpu
                 self.calls += 1
@@ -121,20 +130,26 @@ def peak_rss_mb() -> float:
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 
 
-def bench_main(particles: int, epochs: int, seed: int) -> dict[str, float]:
-    """The issue's soup: attack 0.1, learn 0.1, 10 self-train steps, genealogy and data on."""
-    soup = Soup(
-        [Attack(0.1), Learn(0.1, 1), SelfTrain(10)],
-        population=particles,
-        rng=seed,
-        record_every=0,
-    )
-    soup.run_for(2)  # warm-up: caches, allocator
+def rules(respawn: bool) -> list:
+    """Attack(0.1) + Learn(0.1) + SelfTrain(10), and Respawn when asked."""
+    chosen = [Attack(0.1), Learn(0.1, 1), SelfTrain(10)]
+    return [*chosen, Respawn()] if respawn else chosen
+
+
+def bench_main(
+    particles: int, epochs: int, seed: int, device: str = "cpu", respawn: bool = False
+) -> dict[str, float]:
+    """The issue's soup with everything a run does on: genealogy, data, trajectories."""
+    soup = Soup(rules(respawn), population=particles, rng=seed, device=device)
+    soup.run_for(2)  # warm-up: compilation, caches, allocator
     soup.genealogy.graph  # noqa: B018 - materialise the warm-up events
-    timer, bank_timer = KernelTimer(), KernelTimer()
+    timer, bank_timer = KernelTimer(device), KernelTimer(device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     with timed_kernel(timer, bank_timer):
+        sync()
         wall, cpu = time.perf_counter(), time.process_time()
         soup.run_for(epochs)
+        sync()
         step_wall, step_cpu = time.perf_counter() - wall, time.process_time() - cpu
         graph_wall, graph_cpu = time.perf_counter(), time.process_time()
         graph = soup.genealogy.graph
@@ -171,19 +186,20 @@ def bench_long(particles: int, epochs: int, seed: int) -> dict[str, float]:
     return {"particles": particles, "epochs": epochs, "total_s": seconds}
 
 
-def bench_huge(particles: int, epochs: int, seed: int) -> dict[str, float]:
+def bench_huge(
+    particles: int, epochs: int, seed: int, device: str = "cpu", respawn: bool = False
+) -> dict[str, float]:
     """A very large soup (trajectories off): time per epoch and peak memory."""
     before = peak_rss_mb()
     start = time.perf_counter()
-    soup = Soup(
-        [Attack(0.1), Learn(0.1, 1), SelfTrain(10)],
-        population=particles,
-        rng=seed,
-        record_every=0,
-    )
+    soup = Soup(rules(respawn), population=particles, rng=seed, record_every=0, device=device)
     built = time.perf_counter() - start
+    soup.run_for(1)  # warm-up
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    sync()
     start = time.perf_counter()
     soup.run_for(epochs)
+    sync()
     seconds = time.perf_counter() - start
     graph_start = time.perf_counter()
     edges = soup.genealogy.graph.number_of_edges()
@@ -197,6 +213,7 @@ def bench_huge(particles: int, epochs: int, seed: int) -> dict[str, float]:
         "graph_edges": edges,
         "peak_rss_before_mb": before,
         "peak_rss_mb": peak_rss_mb(),
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device != "cpu" else 0.0,
     }
 
 
@@ -211,8 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--huge-particles", type=int, default=100_000)
     parser.add_argument("--huge-epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="torch device of the soups (default cpu)")
+    parser.add_argument("--respawn", action="store_true", help="add Respawn() to the rules")
     parser.add_argument(
-        "--threads", type=int, default=DEFAULT_THREADS, help="torch threads (0: torch's default)"
+        "--threads", type=int, default=0, help="torch threads (default 0: torch's own default)"
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -222,13 +241,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     parts = args.only or ["huge", "main", "long"]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, seed {args.seed}")
+    print(f"machine: {describe(args.device)}")
+    print(
+        f"device {args.device}, kernel path: {fused.describe(torch.device(args.device))}, "
+        f"seed {args.seed}"
+    )
+    ruleset = "Attack(0.1) + Learn(0.1) + SelfTrain(10)" + (" + Respawn" if args.respawn else "")
 
     # The big soup first, so that its peak memory is not the peak of an earlier part.
     if "huge" in parts:
-        r = bench_huge(args.huge_particles, args.huge_epochs, args.seed)
+        r = bench_huge(args.huge_particles, args.huge_epochs, args.seed, args.device, args.respawn)
         print(
-            f"[huge] {r['particles']:,} ww particles, Attack(0.1) + Learn(0.1) + SelfTrain(10), "
+            f"[huge] {r['particles']:,} ww particles, {ruleset}, "
             f"trajectories off, {r['epochs']} epochs"
         )
         print(
@@ -237,13 +261,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"  peak RSS {r['peak_rss_mb']:.0f} MiB (before the soup: "
-            f"{r['peak_rss_before_mb']:.0f} MiB)"
+            f"{r['peak_rss_before_mb']:.0f} MiB); peak GPU memory {r['peak_gpu_mb']:.0f} MiB"
         )
     if "main" in parts:
-        r = bench_main(args.particles, args.epochs, args.seed)
+        r = bench_main(args.particles, args.epochs, args.seed, args.device, args.respawn)
         print(
-            f"[main] {r['particles']} ww particles, Attack(0.1) + Learn(0.1) + SelfTrain(10), "
-            f"genealogy + data collection on, {r['epochs']} epochs"
+            f"[main] {r['particles']:,} ww particles, {ruleset}, "
+            f"genealogy + data collection + trajectories on, {r['epochs']} epochs"
         )
         print(
             f"  {r['epochs_per_s']:.2f} epochs/s ({r['particle_epochs_per_s']:,.0f} "

@@ -24,6 +24,7 @@ from chemistry.genealogy import Genealogy
 from chemistry.metrics import build_datacollector, epoch_metrics
 from chemistry.progress import ProgressBar
 from chemistry.rulebook import RuleSpec, build_rules
+from chemistry.threads import soup_cpu
 from chemistry.topology import Topology
 from chemistry.trajectories import Trajectories
 from interactions.base import PAIRINGS, Interaction
@@ -571,7 +572,15 @@ class Soup(mesa.Model):
             self.running = False
 
     def step(self) -> None:
-        """Run one epoch: every rule in order, then record events, weights and data."""
+        """Run one epoch: every rule in order, then record events, weights and data.
+
+        The epoch runs in ``chemistry.threads.soup_cpu``: one torch thread and subnormal floats
+        flushed to zero, the caller's settings restored afterwards.
+        """
+        with soup_cpu():
+            self._epoch()
+
+    def _epoch(self) -> None:
         chunks: list[list[Event] | EventBatch] = []
         if self.schedule == "synchronous":
             for rule in self.rules:

@@ -315,6 +315,11 @@ class Weightwise(FeedForward):
 
     def apply(self, w, target, target_w, *, generator=None):
         self._checked(w, target, target_w)
+        from particles import fused  # late: fused builds on this module
+
+        applied = fused.apply(self, w, target, target_w)
+        if applied is not None:
+            return applied
         if self.is_linear_feedforward:
             # f_N(x_i) = u·x_i = u_0 m_i + u_{1:}·positions_i (Proposition 2): one GEMM.
             u = self.collapsed(w)[:, 0, :]

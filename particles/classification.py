@@ -6,6 +6,7 @@ from enum import IntEnum
 
 import torch
 
+from particles import fused
 from particles.architectures import Architecture
 from particles.validation import check_count, check_positive, check_weights
 
@@ -32,6 +33,9 @@ def self_apply(
     """Repeated self-application N_{t+1} = N_t ◁ N_t (the operator evolves): [B, r] -> [B, r]."""
     check_weights("w", w, architecture.num_weights)
     check_count("times", times, 0)
+    fused_result = fused.self_apply(architecture, w, times)
+    if fused_result is not None:
+        return fused_result
     for _ in range(times):
         w = architecture.apply(w, architecture, w, generator=generator)
     return w.clone() if times == 0 else w
@@ -94,6 +98,9 @@ def classify_with_error(
             f"divergent must be a bool tensor of shape [{batch}], got "
             f"{divergent.dtype} {list(divergent.shape)}"
         )
+    fused_result = fused.classify(architecture, w, eps, divergent)
+    if fused_result is not None:
+        return fused_result
     status = torch.full((batch,), int(Status.OTHER), dtype=torch.long, device=w.device)
     once = _own_map(architecture, w, generator)
     twice = architecture.apply(w, architecture, once, generator=generator)

@@ -20,6 +20,8 @@ column) for the whole call, so every operation runs over long contiguous rows, t
 never materialised (Proposition 2: f is u·x and the positions are constant) and the tiny matrix
 products are broadcast multiply-adds (``_LinearColumns``). It gives the general path's result up
 to floating-point reassociation, and every operation acts on each particle's column alone.
+Where a fused kernel applies (``particles.fused``: numba on the CPU, Triton on a GPU) the whole
+call runs there instead; this torch code stays the reference it is tested against.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
+from particles import fused
 from particles.architectures import Architecture, FeedForward, Weightwise, position_features
 from particles.validation import check_choice, check_count, check_positive, check_weights
 
@@ -285,6 +288,20 @@ def _train_weightwise(
     Returns:
         (weights [B, r], reported loss [B], velocity [B, r] or None), all new tensors.
     """
+    fused_result = fused.train_weightwise(
+        architecture,
+        w,
+        positions,
+        teacher,
+        steps=steps,
+        lr=lr,
+        mode=mode,
+        momentum=momentum,
+        velocity=velocity,
+        generator=generator,
+    )
+    if fused_result is not None:
+        return fused_result
     batch, dtype, device = w.shape[0], w.dtype, w.device
     weights = _to_columns(w)
     net = _LinearColumns(architecture, weights)

@@ -1,0 +1,239 @@
+"""Dispatch to the fused kernels of linear bias-free weightwise particles (CPU: numba; GPU: Triton).
+
+The eager torch code of ``training``, ``classification`` and ``architectures`` defines the
+behaviour and serves every other particle; these functions return None whenever the fused path
+does not apply (other architectures, dtypes or devices, numba or Triton missing, a batch too
+small to be worth a kernel, ``PARTICLES_FUSED=0`` in the environment), and the caller then runs
+the eager code. The kernels agree with it to floating-point reassociation (tests pin it).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from functools import cache
+
+import numpy as np
+import torch
+
+from particles import fused_cpu
+from particles.architectures import Architecture, Weightwise, position_features
+from particles.threads import torch_threads
+
+Tensor = torch.Tensor
+
+MIN_BATCH = 128  # smaller batches take the eager path: the kernel saves little there
+MAX_WEIGHTS = 256  # larger nets take the eager path: the unrolled step would be huge
+enabled = os.environ.get("PARTICLES_FUSED", "1") != "0"
+
+
+@contextmanager
+def disabled():
+    """Run the block on the eager torch path (reference runs and benchmarks)."""
+    global enabled
+    previous, enabled = enabled, False
+    try:
+        yield
+    finally:
+        enabled = previous
+
+
+def _gpu():
+    """The Triton back end, or None where CUDA or Triton is missing."""
+    try:
+        from particles import fused_gpu
+    except ImportError:
+        return None
+    return fused_gpu if fused_gpu.AVAILABLE else None
+
+
+def applies(architecture: Architecture, w: Tensor, *others: Tensor | None) -> bool:
+    """True when a fused kernel can run this call (see the module docstring)."""
+    if not (
+        enabled
+        and type(architecture) is Weightwise
+        and architecture.is_linear_feedforward
+        and w.dtype in (torch.float32, torch.float64)
+        and w.dim() == 2
+        and w.shape[0] >= MIN_BATCH
+        and architecture.num_weights <= MAX_WEIGHTS
+        and all(t is None or (t.dtype == w.dtype and t.device == w.device) for t in others)
+    ):
+        return False
+    if w.device.type == "cpu":
+        return fused_cpu.AVAILABLE
+    return w.device.type == "cuda" and _gpu() is not None
+
+
+@cache
+def describe(device: torch.device) -> str:
+    """Which kernels serve weightwise particles on ``device``, for benchmark output."""
+    if not enabled:
+        return "eager torch (fused kernels disabled)"
+    if device.type == "cpu":
+        if not fused_cpu.AVAILABLE:
+            return "eager torch (numba not installed)"
+        return f"fused numba kernels, {fused_cpu.threads()} worker thread(s)"
+    gpu = _gpu()
+    return "fused Triton kernels" if gpu is not None else "eager torch (Triton not available)"
+
+
+def _key(architecture: Weightwise):
+    positions = position_features(
+        architecture, architecture.encoding, torch.device("cpu"), torch.float64
+    )
+    return architecture.matrix_shapes, tuple(tuple(p) for p in positions.tolist())
+
+
+def _array(t: Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
+
+
+def train_weightwise(
+    architecture: Weightwise,
+    w: Tensor,
+    positions: Tensor,
+    teacher: Tensor | None,
+    *,
+    steps: int,
+    lr: float,
+    mode: str,
+    momentum: float,
+    velocity: Tensor | None,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, Tensor, Tensor | None] | None:
+    """``training._train_weightwise`` in one fused kernel, or None where none applies."""
+    if steps < 1 or not applies(architecture, w, teacher, velocity, positions):
+        return None
+    batch, dtype, count = w.shape[0], w.dtype, positions.shape[0]
+    single = mode == "per_sample" and count > 1
+    if w.device.type == "cuda":
+        if single:
+            return None
+        return _gpu().train_full(
+            architecture,
+            w,
+            positions,
+            teacher,
+            steps=steps,
+            lr=lr,
+            momentum=momentum,
+            velocity=velocity,
+        )
+    shapes, own = _key(architecture)
+    learning = teacher is not None
+    module = fused_cpu.train_module(
+        shapes, None if learning else own, velocity is not None, learning
+    )
+    gram = (positions.T @ positions).flatten().tolist()
+    if velocity is None:
+        step, scale = -lr * 2.0 if single else -lr * (2.0 / count), 0.0
+    else:
+        step, scale = 0.0, 2.0 if single else 2.0 / count
+    q = np.asarray([lr, momentum, step, scale, *gram], dtype=_array(w).dtype)
+    out_w = torch.empty_like(w, memory_format=torch.contiguous_format)
+    out_vel = torch.empty_like(out_w) if velocity is not None else out_w[:, :1]
+    loss = torch.empty(batch, dtype=dtype)
+    w_in = _array(w)
+    vel_in = _array(velocity) if velocity is not None else w_in
+    teacher_in = _array(teacher) if learning else w_in
+    pos = _array(positions)
+    if not single:
+        k = fused_cpu.constants(module, "train_full", w_in.dtype)
+        fused_cpu.run_chunks(
+            module.train_full,
+            batch,
+            steps,
+            w_in,
+            vel_in,
+            teacher_in,
+            pos,
+            out_w.numpy(),
+            out_vel.numpy(),
+            loss.numpy(),
+            k,
+            q,
+            steps,
+        )
+        return out_w, loss, out_vel if velocity is not None else None
+    k = fused_cpu.constants(module, "train_sample", w_in.dtype)
+    order_type = torch.uint8 if count <= 255 else torch.int32
+    per_chunk = max(1, min(steps, fused_cpu.ORDER_BUDGET // max(1, batch * count)))
+    done = 0
+    while done < steps:
+        passes = min(per_chunk, steps - done)
+        orders = torch.empty((passes, batch, count), dtype=order_type)
+        with torch_threads(1):  # small sorts: torch's threads only cost time here
+            for p in range(passes):  # the same draws, in the same order, as the eager path
+                orders[p] = torch.rand((batch, count), generator=generator).argsort(dim=1)
+        fused_cpu.run_chunks(
+            module.train_sample,
+            batch,
+            passes * count,
+            w_in,
+            vel_in,
+            teacher_in,
+            pos,
+            orders.numpy(),
+            out_w.numpy(),
+            out_vel.numpy(),
+            loss.numpy(),
+            k,
+            q,
+        )
+        w_in = out_w.numpy()
+        vel_in = out_vel.numpy() if velocity is not None else w_in
+        done += passes
+    return out_w, loss, out_vel if velocity is not None else None
+
+
+def self_apply(architecture: Weightwise, w: Tensor, times: int) -> Tensor | None:
+    """``times`` rounds of N ← N ◁ N in one kernel, or None where none applies."""
+    if times < 1 or not applies(architecture, w):
+        return None
+    if w.device.type == "cuda":
+        return _gpu().self_apply(architecture, w, times)
+    module = fused_cpu.map_module(*_key(architecture))
+    w_in = _array(w)
+    out = torch.empty_like(w, memory_format=torch.contiguous_format)
+    k = fused_cpu.constants(module, "own_map", w_in.dtype)
+    fused_cpu.run_chunks(module.self_apply, w.shape[0], times, w_in, out.numpy(), k, times)
+    return out
+
+
+def apply(
+    architecture: Weightwise, w: Tensor, target: Architecture, target_w: Tensor
+) -> Tensor | None:
+    """N ◁ M row by row in one kernel when M has N's architecture, or None."""
+    if target != architecture or not applies(architecture, w, target_w):
+        return None
+    if w.device.type == "cuda":
+        return _gpu().apply(architecture, w, target_w)
+    module = fused_cpu.map_module(*_key(architecture))
+    w_in = _array(w)
+    out = torch.empty_like(w, memory_format=torch.contiguous_format)
+    k = fused_cpu.constants(module, "own_map", w_in.dtype)
+    fused_cpu.run_chunks(module.apply_rows, w.shape[0], 1, w_in, _array(target_w), out.numpy(), k)
+    return out
+
+
+def classify(
+    architecture: Weightwise, w: Tensor, eps: float, divergent: Tensor | None
+) -> tuple[Tensor, Tensor] | None:
+    """(status [B] int64, fixpoint error [B]) of SPEC D13 in one kernel, or None."""
+    if not applies(architecture, w):
+        return None
+    if w.device.type == "cuda":
+        return _gpu().classify(architecture, w, eps, divergent)
+    module = fused_cpu.map_module(*_key(architecture))
+    w_in = _array(w)
+    batch = w.shape[0]
+    flag = torch.zeros(batch, dtype=torch.bool) if divergent is None else divergent.cpu()
+    status = torch.empty(batch, dtype=torch.long)
+    error = torch.empty(batch, dtype=w.dtype)
+    k = fused_cpu.constants(module, "own_map", w_in.dtype)
+    eps_typed = w_in.dtype.type(eps)
+    fused_cpu.run_chunks(
+        module.classify, batch, 3, w_in, _array(flag), status.numpy(), error.numpy(), k, eps_typed
+    )
+    return status, error
