@@ -2,18 +2,31 @@
 
 from chemistry.experiments import (
     cloning,
+    fig12,
+    fig13,
+    fig14,
+    learn_soup,
     mixed,
     quine,
     self_application,
     self_training,
-    soups,
 )
-from chemistry.experiments.base import Claim, Context, Experiment, Outcome, run_experiment
+from chemistry.experiments.base import Claim, Context, Experiment, Outcome, Scaled
 
 EXPERIMENTS: dict[str, Experiment] = {
     experiment.name: experiment
-    for module in (self_application, self_training, cloning, mixed, soups, quine)
+    for module in (
+        self_application,
+        self_training,
+        cloning,
+        mixed,
+        fig12,
+        fig13,
+        fig14,
+        learn_soup,
+        quine,
+    )
     for experiment in module.EXPERIMENTS
 }
 
-__all__ = ["EXPERIMENTS", "Claim", "Context", "Experiment", "Outcome", "run_experiment"]
+__all__ = ["EXPERIMENTS", "Claim", "Context", "Experiment", "Outcome", "Scaled"]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from chemistry.experiments.base import Claim, Context, Experiment, Outcome, write_rows
+from chemistry.experiments.base import Claim, Context, Experiment, Outcome, Scaled, write_rows
 from chemistry.experiments.figures import box_figure, paired_figure, scatter_figure
 from chemistry.plots import plot_trajectories
 from chemistry.trajectories import Trajectories
@@ -33,6 +33,11 @@ from particles import (
 
 Tensor = torch.Tensor
 ARCH = Weightwise()
+JOURNAL = preset("journal2021")
+JOURNAL_SETTING = (
+    "the journal code's setting (the paper made this figure with the journal code): torch "
+    "initialisation, journal encoding, preset journal2021 (full-batch SGD, lr 0.04, ε = 1e-5)."
+)
 NOISE_LEVELS = tuple(10.0**-k for k in range(1, 12))
 MOVEMENT_COLOURS = {"approaching": "#2ca02c", "distancing": "#d62728", "stationary": "#7f7f7f"}
 RETURN_SHARE = 0.01  # a child within 1% of its initial distance has "returned" to the parent
@@ -62,11 +67,10 @@ def _status_columns(status: Tensor) -> dict[str, int]:
 
 
 def _training(context: Context) -> dict[str, Any]:
-    """Training settings of the journal preset with the experiment's switches."""
-    defaults = preset("journal2021")
+    """Training settings (the journal preset's, unless switched by the experiment's options)."""
     return {
-        "lr": context.option("lr", defaults.lr),
-        "mode": context.option("mode", defaults.mode),
+        "lr": context.option("lr"),
+        "mode": context.option("mode"),
     }
 
 
@@ -92,13 +96,13 @@ def _train(w: Tensor, steps: int, training: dict[str, Any], generator, stride: i
 def _cloning_run(context: Context, start: Tensor, dtype: torch.dtype, stream: int) -> dict:
     """The E8 protocol in one dtype from the initial parents ``start`` [P, r]."""
     training = _training(context)
-    eps = context.option("eps", preset("journal2021").eps)
-    parent_steps = context.option("parent_steps", 2500)
-    clone_steps = context.option("clone_steps", 2500)
-    clones = context.option("clones", context.size(10, 4))
-    noise = context.option("noise", "uniform")
-    stride = context.option("record_stride", 25)
-    fig7_noise = context.option("fig7_noise", 1e-2)
+    eps = context.option("eps")
+    parent_steps = context.option("parent_steps")
+    clone_steps = context.option("clone_steps")
+    clones = context.option("clones")
+    noise = context.option("noise")
+    stride = context.option("record_stride")
+    fig7_noise = context.option("fig7_noise")
     levels = [z for z in NOISE_LEVELS]
     if fig7_noise not in levels:
         levels = sorted({*levels, fig7_noise}, reverse=True)
@@ -319,7 +323,6 @@ def _cloning_rows_plain(run: dict) -> tuple[list[dict], list[dict]]:
 
 def _cloning_claims(run: dict, suffix: str) -> tuple[list[Claim], dict[str, float]]:
     """C12-C14 judged on one dtype's numbers (definitions in the module constants)."""
-    tag = f" ({suffix})" if suffix else ""
     texts = {
         "C12": "after cloning and 2500 more steps all children are ε-fixpoints again; none returns "
         "to the parent, some travel far toward it",
@@ -332,7 +335,7 @@ def _cloning_claims(run: dict, suffix: str) -> tuple[list[Claim], dict[str, floa
     kept = run["kept"]
     if "zeta" not in run:
         message = f"no parent became FIXPOINT ({int(kept.numel())} trained); nothing to clone"
-        return [Claim(k + tag, t, False, message) for k, t in texts.items()], {}
+        return [Claim(k, t, False, message, setting=run["dtype"]) for k, t in texts.items()], {}
     zeta, status = run["zeta"], run["status"]
     pre, post, delta = run["mae_pre"].double(), run["mae_post"].double(), run["delta"]
     moved = pre > 0
@@ -342,13 +345,18 @@ def _cloning_claims(run: dict, suffix: str) -> tuple[list[Claim], dict[str, floa
     total = status.numel()
     far = share_back >= FAR_SHARE
     c12 = Claim(
-        "C12" + tag,
+        "C12",
         texts["C12"],
         fixpoints == total and not bool(returned.any()) and bool(far.any()),
         f"{fixpoints}/{total} children FIXPOINT; {int(returned.sum())} back within "
         f"{RETURN_SHARE:.0%} of their initial distance; largest share of the distance travelled "
         f"back {_max(share_back[moved]):.2f} ({int(far.sum())} children ≥ {FAR_SHARE}); "
         f"{int((~moved).sum())} children identical to their parent (noise lost to rounding)",
+        value=fixpoints / total,
+        quantity="share of children FIXPOINT",
+        threshold=f"share = 1, none within {RETURN_SHARE:.0%} of its initial distance, ≥ 1 "
+        f"travelled ≥ {FAR_SHARE:.0%} back",
+        setting=run["dtype"],
     )
 
     high, low = zeta > HIGH_NOISE, zeta <= LOW_NOISE
@@ -368,7 +376,7 @@ def _cloning_claims(run: dict, suffix: str) -> tuple[list[Claim], dict[str, floa
     ]
     failed = ", ".join(p for p, ok in zip("abcde", c13_parts, strict=True) if not ok)
     c13 = Claim(
-        "C13" + tag,
+        "C13",
         texts["C13"],
         all(c13_parts),
         f"(a) ζ > 1e-6: {int((delta[high] > 0).sum())}/{int(high.sum())} approaching, "
@@ -378,6 +386,12 @@ def _cloning_claims(run: dict, suffix: str) -> tuple[list[Claim], dict[str, floa
         f"largest abs(δ) at ζ > 1e-6: {high_ratio:.3g}; parent drift median "
         f"{_median(run['drift'].double()):.2g}, max {_max(run['drift'].double()):.2g}; "
         f"failed: {failed or 'none'}",
+        value=low_distancing,
+        quantity="share distancing at ζ ≤ 1e-7",
+        threshold=f"(a) all approach at ζ > 1e-6; (b) share ≥ {OFTEN}; (c) travel ≥ {TRAVEL:g} at "
+        f"the smallest ζ; (d) abs(δ) < {RATIO:g} at ζ > 1e-6; (e) travel at the smallest ζ ≥ 0.1× "
+        "that at 1e-7",
+        setting=run["dtype"],
     )
 
     parent_l = run["parent_l"].double()
@@ -386,13 +400,17 @@ def _cloning_claims(run: dict, suffix: str) -> tuple[list[Claim], dict[str, floa
     level = _median(parent_l[kept])
     worst = max(_median(run["l"][zeta == z].double()) for z in run["levels"])
     c14 = Claim(
-        "C14" + tag,
+        "C14",
         texts["C14"],
         near >= 0.9 and some >= 1 and worst <= 10 * level,
         f"parents at {run['parent_steps']} steps: {near:.0%} with ℓ ≤ 1e-6, {some} with ℓ ≤ 1e-7 "
         f"(q ≤ 1e-6: {_share(run['parent_q'] <= 1e-6):.0%}); median ℓ kept parents {level:.2g}, "
         f"children's median ℓ per noise level at most {worst:.2g} ({int((run['l'] <= 1e-7).sum())}"
         f"/{total} children with ℓ ≤ 1e-7)",
+        value=near,
+        quantity="share of parents with ℓ ≤ 1e-6",
+        threshold="≥ 0.9, ≥ 1 parent ℓ ≤ 1e-7, children's median ℓ ≤ 10× the parents'",
+        setting=run["dtype"],
     )
     key = run["dtype"]
     metrics = {
@@ -491,13 +509,31 @@ def _cloning_figures(context: Context, run: dict, suffix: str) -> list:
     return [fig8, fig9]
 
 
-def noisy_cloning(context: Context) -> Outcome:
-    """E8, Figs 7-9: noisy clones of trained ww fixpoints, in float32 and as a float64 control."""
-    count = context.option("parents", context.size(10, 3))
+def noisy_cloning(
+    context: Context,
+    *,
+    parents: int = Scaled(10, 3),
+    clones: int = Scaled(10, 4),
+    parent_steps: int = 2500,
+    clone_steps: int = 2500,
+    noise: Literal["uniform", "double_uniform"] = "uniform",
+    fig7_noise: float = 1e-2,
+    record_stride: int = 25,
+    float64_control: bool = True,
+    eps: float = JOURNAL.eps,
+    lr: float = JOURNAL.lr,
+    mode: Literal["full_batch", "per_sample"] = "full_batch",
+    dtype: Literal["float32", "float64"] = "float32",
+) -> Outcome:
+    """E8, Figs 7-9: noisy clones of trained ww fixpoints, in float32 and as a float64 control.
+
+    Journal-code figure: torch initialisation and journal encoding, the journal2021 preset.
+    """
+    count = context.option("parents")
     # Parents are drawn once (in float32) and cast, so every dtype starts from the same parents.
     start = ARCH.init(count, generator=context.generator(0), dtype=torch.float32)
     dtypes = [context.dtype]
-    if context.dtype == torch.float32 and context.option("float64_control", True):
+    if context.dtype == torch.float32 and context.option("float64_control"):
         dtypes.append(torch.float64)
     rows, raw, claims, metrics, figures, notes = [], [], [], {}, [], []
     for index, dtype in enumerate(dtypes):
@@ -556,13 +592,23 @@ def _cloning_notes(run: dict, first: bool) -> list[str]:
 # E9: clones on the segment between two parents (Fig 10)
 
 
-def segment_clones(context: Context) -> Outcome:
+def segment_clones(
+    context: Context,
+    *,
+    parents: int = Scaled(10, 5),
+    segment_steps: int = 2000,
+    segment_clones: int = 25,
+    eps: float = JOURNAL.eps,
+    lr: float = JOURNAL.lr,
+    mode: Literal["full_batch", "per_sample"] = "full_batch",
+    dtype: Literal["float32", "float64"] = "float32",
+) -> Outcome:
     """E9, Fig 10: children on the segment between two trained fixpoints, trained further."""
     training = _training(context)
-    eps = context.option("eps", preset("journal2021").eps)
-    count = context.option("parents", context.size(10, 5))
-    steps = context.option("segment_steps", 2000)
-    per_pair = context.option("segment_clones", 25)
+    eps = context.option("eps")
+    count = context.option("parents")
+    steps = context.option("segment_steps")
+    per_pair = context.option("segment_clones")
     generator = context.generator(1)
     start = ARCH.init(count, generator=context.generator(0), dtype=context.dtype)
     parents = _train(start, steps, training, generator, steps)
@@ -671,6 +717,10 @@ def segment_clones(context: Context) -> Outcome:
             f"far pairs (parent MAE ≥ median {cut:.3g}, {int(far_pair.sum())} pairs): first half "
             f"{far_first:.0%} approach p1, second half {far_second:.0%} move away from p1 and "
             f"toward p2 (needed ≥ {MAJORITY:.0%} each); {dropped} divergent children dropped",
+            setting="torch init (journal)",
+            value=min(far_first, far_second),
+            quantity="smaller of the two far-pair half shares",
+            threshold=f"≥ {MAJORITY} in each half",
         ),
         Claim(
             "C15 (close)",
@@ -680,6 +730,10 @@ def segment_clones(context: Context) -> Outcome:
             f"{close_dev:.2f} vs far {far_dev:.2f} (near diagonal = at most half); first half "
             f"{close_first_away:.0%} move away from p1, second half {close_second_back:.0%} "
             "toward p1 (opposite tendency = both > 50%)",
+            setting="torch init (journal)",
+            value=close_dev / far_dev if far_dev else math.nan,
+            quantity="close/far median deviation from the diagonal",
+            threshold="≤ 0.5, and both opposite-tendency shares > 0.5",
         ),
     ]
     figure = scatter_figure(
@@ -713,7 +767,13 @@ def segment_clones(context: Context) -> Outcome:
 
 EXPERIMENTS = [
     Experiment(
-        "E8", "fig7-9", "Figs 7-9: noisy cloning of trained parents", "journal2021", noisy_cloning
+        "E8",
+        "fig7-9",
+        "Figs 7-9: noisy cloning of trained parents",
+        "journal2021",
+        noisy_cloning,
+        setting=JOURNAL_SETTING,
+        cost=6,
     ),
     Experiment(
         "E9",
@@ -721,5 +781,7 @@ EXPERIMENTS = [
         "Fig 10: clones on the segment between two parents",
         "journal2021",
         segment_clones,
+        setting=JOURNAL_SETTING,
+        cost=1,
     ),
 ]

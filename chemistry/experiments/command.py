@@ -1,36 +1,52 @@
-"""``chemistry reproduce EXPERIMENT``: run paper experiments; write results, figures, REPORT.md."""
+"""``chemistry reproduce EXPERIMENT``: run paper experiments; write results, figures, REPORT.md.
+
+Every (experiment, seed) pair is one task. With more than one worker the tasks run in a process
+pool (the sweep runner's worker start method, ``chemistry.sweep``), slowest experiments first;
+every task is seeded by its own seed, so the worker count never changes a number.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from chemistry.experiments import EXPERIMENTS
-from chemistry.experiments.base import SCALES, report_section, run_experiment, seed_verdict
+from chemistry.experiments.base import (
+    SCALES,
+    Context,
+    Outcome,
+    report_section,
+    seed_folder,
+    seed_verdict,
+    write_results,
+)
 from chemistry.storage import write_text_atomically
+from chemistry.threads import DEFAULT_THREADS, torch_threads
+from particles.validation import check_choice, check_count
 
 REPORT_TITLE = (
-    "# Reproduction report: Self-Replication in Neural Networks (Gabor, Illium et al. 2022)\n"
+    "# Reproduction report: Self-Replication in Neural Networks (Gabor, Illium et al. 2022) "
+    "and Neural Network Quine (Chang & Lipson 2018)\n"
 )
+# ``all``: the experiments of Gabor, Illium et al.; the quine experiments (another paper, and
+# minutes per seed at the Quine paper's epoch budgets) run by name.
+QUINES = ("quine", "quine-aux")
 
 
-def _parse_option(text: str) -> tuple[str, object]:
+def _parse_option(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` from ``--set``; the value stays a string (the experiment converts it)."""
     if "=" not in text:
         raise ValueError(
             f"--set {text!r} is not allowed; write NAME=VALUE, e.g. --set dtype=float64"
         )
     name, value = text.split("=", 1)
-    for convert in (int, float):
-        try:
-            return name, convert(value)
-        except ValueError:
-            pass
-    if value.lower() in ("true", "false"):
-        return name, value.lower() == "true"
-    return name, value
+    return name.strip(), value
 
 
 def update_report(path: Path, key: str, section: str) -> None:
@@ -44,40 +60,173 @@ def update_report(path: Path, key: str, section: str) -> None:
     write_text_atomically(path, text)
 
 
+def claims_table(report: str) -> str:
+    """The one-line-per-claim summary of a REPORT.md (the README's claims table is made from it).
+
+    Columns: experiment, claim, the paper's claim, setting, seeds, measured (mean ± sd),
+    threshold, holds in, verdict.
+    """
+    lines = [
+        "| experiment | claim | paper | setting | seeds | measured (mean ± sd) | threshold "
+        "| holds in | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    experiment = ""
+    for line in report.splitlines():
+        if line.startswith("## "):
+            experiment = line[3:].split(":", 1)[0]
+        elif line.startswith("| ") and not line.startswith(("| claim ", "|---")):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+            if len(cells) == 8:
+                key, text, setting, seeds, measured, held, threshold, verdict = cells
+                lines.append(
+                    f"| {experiment} | {key} | {text} | {setting} | {seeds} | {measured} | "
+                    f"{threshold} | {held} | {verdict} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def _run_task(task: dict[str, Any]) -> tuple[Outcome, float]:
+    """Run one experiment for one seed (in this process or a pool worker): (outcome, CPU s).
+
+    The CPU time covers this process only: with one worker, the sweeps of fig13 and
+    learn-soup run in a pool of their own whose time it does not include.
+    """
+    experiment = EXPERIMENTS[task["name"]]
+    context = Context(
+        task["scale"],
+        task["seed"],
+        task["folder"],
+        task["device"],
+        task["options"],
+        task["workers"],
+    )
+    context.out.mkdir(parents=True, exist_ok=True)
+    started = time.process_time()  # CPU seconds: meaningful even on a shared, busy machine
+    with torch_threads(task["threads"]):
+        outcome = experiment.run(context, **task["options"])
+    return outcome, time.process_time() - started
+
+
+def _pool_context():
+    from chemistry.sweep import _pool_context  # the sweep runner's worker start method
+
+    return _pool_context()
+
+
+def resolve_names(names: list[str]) -> list[str]:
+    """Experiment names in order, ``all`` expanded; an unknown name is a ValueError."""
+    expanded: list[str] = []
+    for name in names:
+        if name == "all":
+            expanded += [n for n in EXPERIMENTS if n not in QUINES]
+        elif name in EXPERIMENTS:
+            expanded.append(name)
+        else:
+            raise ValueError(
+                f"experiment {name!r} is unknown; choose from: all, {', '.join(EXPERIMENTS)}"
+            )
+    return list(dict.fromkeys(expanded))
+
+
 def reproduce(
     names: list[str],
     *,
     scale: str = "paper",
-    seeds: int = 1,
+    seeds: int | None = None,
     out: Path = Path("reproduction"),
     device: str = "cpu",
     options: dict | None = None,
+    workers: int = 1,
+    sweep_workers: int | None = None,
+    first_seed: int = 0,
+    threads: int = DEFAULT_THREADS,
     stream=sys.stdout,
 ) -> Path:
-    """Run the named experiments ("all" for every one) and return the report's path."""
-    if "all" in names:
-        names = list(EXPERIMENTS)
-    unknown = [n for n in names if n not in EXPERIMENTS]
-    if unknown:
-        raise ValueError(
-            f"experiment {unknown[0]!r} is unknown; choose from: all, {', '.join(EXPERIMENTS)}"
-        )
+    """Run the named experiments ("all": every experiment of the paper) and return the report.
+
+    Args:
+        seeds: seeds per experiment; None: the experiment's default at paper scale (10, quines
+            5), 1 at quick scale.
+        options: ``--set`` values; every name must be an option of every named experiment.
+        workers: processes running (experiment, seed) tasks at once.
+        sweep_workers: processes of the sweeps inside fig13 and learn-soup (None: one per CPU
+            when ``workers`` is 1, else 1, so that the two pools never nest).
+
+    Raises:
+        ValueError: for an unknown experiment or option, or a bad option value (before anything
+            runs).
+    """
+    check_choice("scale", scale, SCALES)
+    check_count("workers", workers, 1)
+    if seeds is not None:
+        check_count("seeds", seeds, 1)
+    names = resolve_names(names)
+    resolved = {name: EXPERIMENTS[name].resolve(options, scale) for name in names}
     out.mkdir(parents=True, exist_ok=True)
     report = out / "REPORT.md"
     started = time.perf_counter()
+    tasks = []
     for name in names:
         experiment = EXPERIMENTS[name]
-        print(f"{experiment.key:>4} {name:<22} ...", end="", file=stream, flush=True)
-        outcomes, seconds = run_experiment(
-            experiment, scale=scale, seeds=seeds, out=out, device=device, options=options
+        count = seeds if seeds is not None else (experiment.paper_seeds if scale == "paper" else 1)
+        for seed in range(first_seed, first_seed + count):
+            tasks.append(
+                {
+                    "name": name,
+                    "scale": scale,
+                    "seed": seed,
+                    "folder": seed_folder(out / name, seed, first_seed),
+                    "device": device,
+                    "options": resolved[name],
+                    "threads": threads,
+                    "workers": sweep_workers or (1 if workers > 1 else (os.cpu_count() or 1)),
+                }
+            )
+    results: dict[tuple[str, int], tuple[Outcome, float]] = {}
+    remaining = {name: sum(t["name"] == name for t in tasks) for name in names}
+
+    def finished(task: dict[str, Any], result: tuple[Outcome, float]) -> None:
+        name = task["name"]
+        results[(name, task["seed"])] = result
+        remaining[name] -= 1
+        if remaining[name]:
+            return
+        experiment = EXPERIMENTS[name]
+        mine = sorted((seed, r) for (n, seed), r in results.items() if n == name)
+        outcomes = [r[0] for _, r in mine]
+        seconds = sum(r[1] for _, r in mine)
+        write_results(out / name, outcomes, resolved[name], first_seed)
+        section = report_section(
+            experiment, outcomes, scale, seconds, resolved[name], first_seed=first_seed
         )
-        update_report(report, experiment.key, report_section(experiment, outcomes, scale, seconds))
+        update_report(report, experiment.key, section)
         verdicts = " ".join(
             f"{claim.key}:{seed_verdict([o.claims[i].holds for o in outcomes], short=True)}"
             for i, claim in enumerate(outcomes[0].claims)
         )
-        print(f" {seconds:7.1f} s  {verdicts}", file=stream, flush=True)
-    print(f"total {time.perf_counter() - started:.1f} s; report: {report}", file=stream)
+        print(
+            f"{experiment.key:>5} {name:<11} {len(outcomes):>3} seeds {seconds:7.1f} CPU s  "
+            f"{verdicts}",
+            file=stream,
+            flush=True,
+        )
+
+    if workers == 1:
+        for task in tasks:
+            finished(task, _run_task(task))
+    else:
+        order = sorted(tasks, key=lambda t: -EXPERIMENTS[t["name"]].cost)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+            futures = [(task, pool.submit(_run_task, task)) for task in order]
+            for task, future in futures:
+                finished(task, future.result())
+    write_text_atomically(out / "CLAIMS.md", claims_table(report.read_text(encoding="utf-8")))
+    print(
+        f"total {time.perf_counter() - started:.1f} s (wall, {workers} worker"
+        f"{'s' if workers > 1 else ''}); report: {report}",
+        file=stream,
+    )
     return report
 
 
@@ -86,17 +235,34 @@ def add_reproduce_parser(
 ) -> argparse.ArgumentParser:
     """Add the ``reproduce`` subcommand (with its one-line ``help``) to the ``chemistry`` parser."""
     parser = commands.add_parser("reproduce", help=help)
-    parser.add_argument("experiments", nargs="+", help=f"all, or any of: {', '.join(EXPERIMENTS)}")
+    parser.add_argument(
+        "experiments",
+        nargs="+",
+        help=f"all (every experiment of the paper; not the quines), or any of: "
+        f"{', '.join(EXPERIMENTS)}",
+    )
     parser.add_argument("--scale", choices=SCALES, default="paper")
-    parser.add_argument("--seeds", type=int, default=1, help="repeat over this many seeds")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="seeds per experiment (default: 10 at paper scale, 5 for the quines; 1 at quick)",
+    )
     parser.add_argument("--out", type=Path, default=Path("reproduction"))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes running (experiment, seed) tasks at once (default: one per CPU)",
+    )
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="experiment switch, e.g. --set dtype=float64 (repeatable)",
+        help="an option of the experiment, e.g. --set init=torch (repeatable); an unknown name "
+        "is an error that lists the experiment's options",
     )
     parser.set_defaults(handler=reproduce_command)
     return parser
@@ -112,5 +278,6 @@ def reproduce_command(arguments: argparse.Namespace) -> int:
         out=arguments.out,
         device=arguments.device,
         options=options,
+        workers=arguments.workers,
     )
     return 0

@@ -11,7 +11,7 @@ import pytest
 from chemistry.experiments.command import reproduce
 
 NAMES = ["fig7-9", "fig10", "fig11"]
-TINY_MIXED = {"a_values": [0, 50], "particles": 2, "fidelity_control": False}
+TINY_MIXED = {"a_values": [0, 50], "particles": 2, "torch_variant": False}
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -82,7 +82,7 @@ def test_files_and_report_sections(quick: Path) -> None:
             "DIVERGENT",
         },
         "fig11": {
-            "variant",
+            "setting",
             "type",
             "A",
             "share_zero_or_fixpoint",
@@ -99,13 +99,14 @@ def test_files_and_report_sections(quick: Path) -> None:
         assert wanted <= header, wanted - header
     report = (quick / "REPORT.md").read_text(encoding="utf-8")
     for section, keys in {
-        "## E8: ": ["| C12 |", "| C13 |", "| C14 |", "| C13 (float64) |"],
+        "## E8: ": ["| C12 |", "| C13 |", "| C14 |", "| float64 |"],
         "## E9: ": ["| C15 |"],
-        "## E10: ": ["| C16 |", "| C16 (glorot+keras) |"],
+        "## E10: ": ["| C16 |", "| glorot+keras |", "| torch init |"],
     }.items():
         assert section in report
+        part = report.split(section)[1].split("\n## ")[0]
         for key in keys:
-            assert key in report
+            assert key in part, (section, key)
 
 
 def test_cloning_numbers(quick: Path) -> None:
@@ -140,10 +141,11 @@ def test_segment_numbers(quick: Path) -> None:
 
 def test_mixed_numbers(quick: Path) -> None:
     rows = _rows(quick / "fig11" / "results.csv")
-    canonical = [r for r in rows if r["variant"] == "canonical"]
-    assert {r["type"] for r in canonical} == {"ww", "agg", "rnn"}
-    # C16: aggregating particles end ZERO whatever A.
-    assert all(float(r["share_zero"]) >= 0.9 for r in canonical if r["type"] == "agg")
+    assert {r["setting"] for r in rows} == {"glorot+keras", "torch init"}
+    variant = [r for r in rows if r["setting"] == "torch init"]
+    assert {r["type"] for r in variant} == {"ww", "agg", "rnn"}
+    # C16: aggregating particles end ZERO whatever A (shown here on the torch-init variant).
+    assert all(float(r["share_zero"]) >= 0.9 for r in variant if r["type"] == "agg")
     # Self-application alone (A = 0) never yields a non-zero fixpoint (as in C1).
     assert all(float(r["share_fixpoint"]) == 0 for r in rows if r["A"] == "0")
     for row in rows:

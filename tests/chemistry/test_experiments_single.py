@@ -65,7 +65,9 @@ def test_files_written(runs):
 
 def test_c3_self_application_reaches_zero_fast(runs):
     for row in _rows(runs["default"], "fig1"):
-        assert int(row["ZERO"]) == int(row["particles"])
+        # glorot init (the Keras setting): a few particles diverge instead of reaching ZERO
+        assert int(row["ZERO"]) + int(row["DIVERGENT"]) == int(row["particles"])
+        assert int(row["ZERO"]) > int(row["particles"]) // 2
         assert float(row["zero_at_median"]) <= 5
 
 
@@ -99,7 +101,9 @@ def test_e5_end_points_differ(runs):
 
 
 def test_c9_c20_self_training_census(runs):
-    rows = {row["type"]: row for row in _rows(runs["default"], "fig5")}
+    every = _rows(runs["default"], "fig5")
+    assert {row["setting"] for row in every} == {"glorot+keras", "torch init"}
+    rows = {row["type"]: row for row in every if row["setting"] == "glorot+keras"}
     assert int(rows["ww"]["FIXPOINT"]) > int(rows["ww"]["particles"]) // 2
     assert int(rows["agg"]["FIXPOINT"]) == 0
     assert sum(int(row["SECOND_ORDER"]) for row in rows.values()) == 0

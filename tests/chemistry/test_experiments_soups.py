@@ -12,7 +12,7 @@ import torch
 from chemistry import Soup
 from chemistry.config import ConfigError, RunConfig
 from chemistry.experiments.command import reproduce
-from chemistry.experiments.soups import (
+from chemistry.experiments.soup_tools import (
     SWEEP_FOLDER,
     SweepPoint,
     TrackedAttack,
@@ -69,7 +69,8 @@ def test_files_are_written(quick: Path) -> None:
 
 
 def test_e11_particles_train_toward_fixpoints_and_attacks_push_to_the_cluster(quick: Path) -> None:
-    (row,) = _rows(quick, "fig12")
+    row, variant = _rows(quick, "fig12")
+    assert (row["setting"], variant["setting"]) == ("glorot+keras", "torch init")
     particles = int(row["particles"])
     census = sum(int(row[s]) for s in ("DIVERGENT", "ZERO", "FIXPOINT", "SECOND_ORDER", "OTHER"))
     assert census == particles
@@ -83,7 +84,7 @@ def test_e11_particles_train_toward_fixpoints_and_attacks_push_to_the_cluster(qu
 
 
 def test_e12_more_self_training_gives_more_weightwise_fixpoints(quick: Path) -> None:
-    rows = _rows(quick, "fig13")
+    rows = [r for r in _rows(quick, "fig13") if r["setting"] == "glorot+keras"]
     for row in rows:
         total = sum(
             float(row[s]) for s in ("DIVERGENT", "ZERO", "FIXPOINT", "SECOND_ORDER", "OTHER")
@@ -110,7 +111,8 @@ def test_e13_families_stay_apart(quick: Path) -> None:
 
 def test_e14_learning_makes_fixpoints_and_the_recount_agrees(quick: Path) -> None:
     rows = _rows(quick, "learn-soup")
-    by_severity = {int(r["severity"]): r for r in rows}
+    assert {r["setting"] for r in rows} == {"glorot+keras", "torch init"}
+    by_severity = {int(r["severity"]): r for r in rows if r["setting"] == "glorot+keras"}
     assert float(by_severity[0]["FIXPOINT"]) == 0
     assert float(by_severity[max(by_severity)]["FIXPOINT"]) > 1
     for row in rows:
@@ -120,16 +122,24 @@ def test_e14_learning_makes_fixpoints_and_the_recount_agrees(quick: Path) -> Non
 
 
 def test_reproducible_from_the_seed(tmp_path: Path) -> None:
-    small = {"epochs": 3, "soups": 2, "step": 50, "parent_steps": 50, "steps": 10}
-    # The sweeps of E12 and E14 give the same numbers in this process and in a pool of two.
+    small = {
+        "fig12": {"epochs": 3, "torch_variant": False},
+        "fig13": {"epochs": 3, "soups": 2, "step": 50, "torch_variant": False},
+        "fig14": {"epochs": 3, "parent_steps": 50, "steps": 10},
+        "learn-soup": {"epochs": 3, "soups": 2, "step": 50, "torch_variant": False},
+    }
+    # With one worker the sweeps of E12 and E14 run in a pool of one process per CPU; with two
+    # workers the experiments run in a pool and their sweeps in-process: same numbers.
     for run, workers in (("a", 1), ("b", 2)):
-        reproduce(
-            list(NAMES),
-            scale="quick",
-            out=tmp_path / run,
-            options=small | {"workers": workers},
-            stream=io.StringIO(),
-        )
+        for name in NAMES:
+            reproduce(
+                [name],
+                scale="quick",
+                out=tmp_path / run,
+                options=small[name],
+                workers=workers,
+                stream=io.StringIO(),
+            )
     for name in NAMES:
         first = (tmp_path / "a" / name / "results.csv").read_text(encoding="utf-8")
         second = (tmp_path / "b" / name / "results.csv").read_text(encoding="utf-8")
@@ -170,12 +180,19 @@ def test_initial_weights_and_tracked_attack() -> None:
             assert not torch.equal(result, before)
 
 
-@pytest.mark.parametrize("name", ["fig13", "learn-soup"])
-def test_sweep_points_are_run_directories_counted_per_clique(quick: Path, name: str) -> None:
-    sweep = quick / name / SWEEP_FOLDER
+@pytest.mark.parametrize(
+    ("name", "folder"),
+    [("fig13", "sweep_ww"), ("fig13", "sweep_agg_torch_init"), ("learn-soup", SWEEP_FOLDER)],
+)
+def test_sweep_points_are_run_directories_counted_per_clique(
+    quick: Path, name: str, folder: str
+) -> None:
+    sweep = quick / name / folder
     with open(sweep / "results.csv", newline="", encoding="utf-8") as handle:
         results = list(csv.DictReader(handle))
-    rows = _rows(quick, name)
+    rows = [r for r in _rows(quick, name) if r["point"].split("/")[0] == folder]
+    for row in rows:
+        row["point"] = row["point"].split("/")[1]
     assert [r["status"] for r in results] == ["ok"] * len(rows)
     assert [r["point"] for r in results] == [r["point"] for r in rows]
     assert (sweep / "summary.png").exists()
@@ -197,8 +214,8 @@ def test_sweep_points_are_run_directories_counted_per_clique(quick: Path, name: 
 
 
 def test_bad_options_and_failed_points_stop_the_experiment(tmp_path: Path, monkeypatch) -> None:
-    small = {"soups": 2, "epochs": 1, "step": 100, "workers": 1}
-    with pytest.raises(ValueError, match='pairing = "sometimes"'):
+    small = {"soups": 2, "epochs": 1, "step": 100, "torch_variant": False}
+    with pytest.raises(ValueError, match="attack_mode='sometimes'"):
         reproduce(
             ["fig13"],
             scale="quick",
@@ -211,7 +228,12 @@ def test_bad_options_and_failed_points_stop_the_experiment(tmp_path: Path, monke
         raise ConfigError("no soup today")
 
     monkeypatch.setattr(RunConfig, "build", broken)
-    with pytest.raises(RuntimeError, match="4 point.* failed.*no soup today"):
+    with pytest.raises(RuntimeError, match="2 point.* failed.*no soup today"):
         reproduce(
-            ["fig13"], scale="quick", out=tmp_path / "failed", options=small, stream=io.StringIO()
+            ["fig13"],
+            scale="quick",
+            out=tmp_path / "failed",
+            options=small,
+            sweep_workers=1,  # in this process, where the patch applies
+            stream=io.StringIO(),
         )
