@@ -1,6 +1,7 @@
 """Soup benchmark: epochs per second, time outside the particle kernel, long runs, big soups.
 
-Three measurements (issue "The soup"; ``--device cuda`` runs the soups on a GPU):
+Four measurements (issues "The soup", "Lineage analysis"; ``--device cuda`` runs the soups on a
+GPU):
 
 1. ``main``: a soup of 10,000 weightwise particles with Attack(0.1), Learn(0.1) and SelfTrain(10)
    per epoch (``--respawn`` adds Respawn()), everything a run does switched on: genealogy,
@@ -13,10 +14,15 @@ Three measurements (issue "The soup"; ``--device cuda`` runs the soups on a GPU)
 3. ``huge``: 100,000 particles, trajectories off, a few epochs; prints the time per epoch and the
    peak resident memory (``resource.getrusage``) and GPU memory. Target: runs without
    exhausting memory.
+4. ``lineage`` (only with ``--only lineage``: tens of minutes): 1,000,000 particles, Attack(0.1)
+   and Respawn, 100 epochs, the genealogy and every float32 state streamed to a temporary run
+   directory; prints the memory on top of the soup during the run and at its peak including
+   the end of run. Target: < 2 GB.
 
 The main line also reports, separately, the time of ``WeightBank`` row reads and writes (in
-``particles`` but data movement, not math) and of building the genealogy's networkx graph once
-at the end (the graph is built lazily, when first read). Times are given as wall time and as
+``particles`` but data movement, not math) and the genealogy's end-of-run work as a run
+directory does it (``phylogeny.csv`` and the columnar event log written; networkx views are
+built on demand, not at the end of a run). Times are given as wall time and as
 process CPU time; on a busy machine the CPU figures are the steadier ones. Torch runs with the
 caller's default threads (``--threads N`` to choose): each soup epoch sets its own CPU
 environment (``chemistry.threads.soup_cpu``).
@@ -31,9 +37,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import resource
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -142,7 +151,6 @@ def bench_main(
     """The issue's soup with everything a run does on: genealogy, data, trajectories."""
     soup = Soup(rules(respawn), population=particles, rng=seed, device=device)
     soup.run_for(2)  # warm-up: compilation, caches, allocator
-    soup.genealogy.graph  # noqa: B018 - materialise the warm-up events
     timer, bank_timer = KernelTimer(device), KernelTimer(device)
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     with timed_kernel(timer, bank_timer):
@@ -152,7 +160,7 @@ def bench_main(
         sync()
         step_wall, step_cpu = time.perf_counter() - wall, time.process_time() - cpu
         graph_wall, graph_cpu = time.perf_counter(), time.process_time()
-        graph = soup.genealogy.graph
+        end_of_run(soup)
         graph_wall, graph_cpu = time.perf_counter() - graph_wall, time.process_time() - graph_cpu
     rows = soup.datacollector.model_vars["epoch"]
     assert len(rows) == soup.epoch + 1, "data collection must run every epoch"
@@ -173,8 +181,20 @@ def bench_main(
         "share_wall_with_graph": (step_wall + graph_wall - timer.wall) / (step_wall + graph_wall),
         "share_cpu_with_graph": (step_cpu + graph_cpu - timer.cpu) / (step_cpu + graph_cpu),
         "events": len(soup.genealogy_record),
-        "graph_edges": graph.number_of_edges(),
     }
+
+
+def end_of_run(soup: Soup) -> None:
+    """The genealogy's end-of-run work of a run directory: the columnar event log written out
+    and ``phylogeny.csv`` (networkx views are built on demand, not at the end of a run)."""
+    directory = Path(tempfile.mkdtemp(prefix="soup-bench-"))
+    soup.genealogy.write_alife(directory / "phylogeny.csv")
+    soup.genealogy.attach(directory / "events")
+    _LEFT_OVER.append(directory)  # deleted at exit, outside the timed region
+
+
+_LEFT_OVER: list[Path] = []
+atexit.register(lambda: [shutil.rmtree(path, ignore_errors=True) for path in _LEFT_OVER])
 
 
 def bench_long(particles: int, epochs: int, seed: int) -> dict[str, float]:
@@ -202,7 +222,8 @@ def bench_huge(
     sync()
     seconds = time.perf_counter() - start
     graph_start = time.perf_counter()
-    edges = soup.genealogy.graph.number_of_edges()
+    end_of_run(soup)
+    edges = len(soup.genealogy_record)
     graph_seconds = time.perf_counter() - graph_start
     return {
         "particles": particles,
@@ -217,16 +238,86 @@ def bench_huge(
     }
 
 
+def reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (Linux ``clear_refs``); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_now_mb() -> float:
+    """Peak RSS since the last :func:`reset_peak_rss` (``VmHWM``), in MiB."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def current_rss_mb() -> float:
+    """Resident set size of this process now, in MiB (Linux ``/proc``; else the peak)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return peak_rss_mb()
+
+
+def bench_lineage(particles: int, epochs: int, seed: int) -> dict[str, float]:
+    """Genealogy and float32 trajectories streamed to a run directory: memory on top of the
+    soup. Attack(0.1) and Respawn, classes every epoch, every state recorded every epoch."""
+    soup = Soup([Attack(0.1), Respawn()], population=particles, rng=seed, record_every=1)
+    directory = Path(tempfile.mkdtemp(prefix="soup-lineage-"))
+    _LEFT_OVER.append(directory)
+    soup.genealogy_record.attach(directory / "events")
+    soup.trajectories.attach(directory / "trajectories")
+    weights_mb = sum(bank.weights.nbytes for bank in soup.banks.values()) / 2**20
+    baseline = current_rss_mb()
+    reset = reset_peak_rss()
+    highest = baseline
+    start = time.perf_counter()
+    for _ in range(epochs):
+        soup.step()
+        highest = max(highest, current_rss_mb())
+    seconds = time.perf_counter() - start
+    end = time.perf_counter()
+    # What a run directory does at the end: the streamed log is flushed (attached already),
+    # phylogeny.csv written.
+    soup.genealogy.attach(directory / "events")
+    soup.genealogy.write_alife(directory / "phylogeny.csv")
+    soup.trajectories.flush()
+    peak = peak_rss_now_mb() if reset else float("nan")
+    on_disk = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file()) / 2**20
+    return {
+        "particles": particles,
+        "epochs": epochs,
+        "s_per_epoch": seconds / epochs,
+        "end_s": time.perf_counter() - end,
+        "weights_mb": weights_mb,
+        "baseline_mb": baseline,
+        "highest_mb": highest,
+        "peak_with_end_mb": peak,
+        "events": len(soup.genealogy_record),
+        "states": len(soup.trajectories),
+        "disk_mb": on_disk,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in seconds")
-    parser.add_argument("--only", choices=["main", "long", "huge"], action="append")
+    parser.add_argument("--only", choices=["main", "long", "huge", "lineage"], action="append")
     parser.add_argument("--particles", type=int, default=10_000, help="main: particles")
     parser.add_argument("--epochs", type=int, default=50, help="main: timed epochs")
     parser.add_argument("--long-particles", type=int, default=1_000)
     parser.add_argument("--long-epochs", type=int, default=1_000)
     parser.add_argument("--huge-particles", type=int, default=100_000)
     parser.add_argument("--huge-epochs", type=int, default=3)
+    parser.add_argument("--lineage-particles", type=int, default=1_000_000)
+    parser.add_argument("--lineage-epochs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device of the soups (default cpu)")
     parser.add_argument("--respawn", action="store_true", help="add Respawn() to the rules")
@@ -238,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         args.particles, args.epochs = 1_000, 5
         args.long_particles, args.long_epochs = 200, 50
         args.huge_particles, args.huge_epochs = 5_000, 2
+        args.lineage_particles, args.lineage_epochs = 5_000, 3
     if args.threads:
         torch.set_num_threads(args.threads)
     parts = args.only or ["huge", "main", "long"]
@@ -256,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
             f"trajectories off, {r['epochs']} epochs"
         )
         print(
-            f"  build {r['build_s']:.2f} s, {r['s_per_epoch']:.3f} s/epoch, genealogy graph "
-            f"{r['graph_s']:.2f} s ({r['graph_edges']:,} edges)"
+            f"  build {r['build_s']:.2f} s, {r['s_per_epoch']:.3f} s/epoch, genealogy end of "
+            f"run {r['graph_s']:.2f} s ({r['graph_edges']:,} events)"
         )
         print(
             f"  peak RSS {r['peak_rss_mb']:.0f} MiB (before the soup: "
@@ -284,10 +376,25 @@ def main(argv: list[str] | None = None) -> int:
             f"{100 * r['share_cpu_without_bank']:.1f} % of CPU time"
         )
         print(
-            f"  building the genealogy graph once at the end ({r['graph_edges']:,} edges from "
-            f"{r['events']:,} events): {r['graph_wall']:.2f} s; share including it "
+            f"  genealogy end-of-run work (event log written, phylogeny.csv; {r['events']:,} "
+            f"events): {r['graph_wall']:.2f} s; share including it "
             f"{100 * r['share_wall_with_graph']:.1f} % wall, "
             f"{100 * r['share_cpu_with_graph']:.1f} % CPU"
+        )
+    if "lineage" in parts:
+        r = bench_lineage(args.lineage_particles, args.lineage_epochs, args.seed)
+        print(
+            f"[lineage] {r['particles']:,} ww particles, Attack(0.1) + Respawn, {r['epochs']} "
+            f"epochs, genealogy + float32 trajectories streamed to disk: "
+            f"{r['s_per_epoch']:.2f} s/epoch, end of run {r['end_s']:.1f} s"
+        )
+        print(
+            f"  {r['events']:,} events, {r['states']:,} states, {r['disk_mb']:,.0f} MiB on disk; "
+            f"RSS {r['baseline_mb']:,.0f} MiB after building the soup (weights "
+            f"{r['weights_mb']:,.0f} MiB), highest {r['highest_mb']:,.0f} MiB during the run: "
+            f"+{r['highest_mb'] - r['baseline_mb']:,.0f} MiB (target < 2 GB); peak including "
+            f"the end of run {r['peak_with_end_mb']:,.0f} MiB: "
+            f"+{r['peak_with_end_mb'] - r['baseline_mb']:,.0f} MiB"
         )
     if "long" in parts:
         r = bench_long(args.long_particles, args.long_epochs, args.seed)

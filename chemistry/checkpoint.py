@@ -28,20 +28,10 @@ from chemistry.genealogy import Genealogy
 from chemistry.metrics import AgentRecords
 from chemistry.soup import Soup
 from chemistry.storage import file_sha256, write_atomically, write_text_atomically
-from interactions.events import Event, EventKind
 from particles.agent import Particle
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 INDEX_NAME = "index.json"
-
-
-def _event_row(event: Event) -> list[Any]:
-    return [event.epoch, event.kind.value, event.actor, event.target, event.child, event.data]
-
-
-def _event_from_row(row: list[Any]) -> Event:
-    epoch, kind, actor, target, child, data = row
-    return Event(epoch, EventKind(kind), actor, target, child, data)
 
 
 def soup_state(soup: Soup) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -65,12 +55,9 @@ def soup_state(soup: Soup) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors[f"trajectories/{name}/epochs"] = torch.from_numpy(epochs)
         tensors[f"trajectories/{name}/uids"] = torch.from_numpy(uids)
         tensors[f"trajectories/{name}/weights"] = torch.from_numpy(weights)
-    graph = soup.genealogy.graph
-    statuses = {
-        str(uid): [data["status"], data.get("status_epoch", 0)]
-        for uid, data in graph.nodes(data=True)
-        if "status" in data
-    }
+    genealogy_arrays, genealogy_meta = soup.genealogy.state()
+    for key, values in genealogy_arrays.items():
+        tensors[f"genealogy/{key}"] = torch.from_numpy(values)
     particles = [
         [p.unique_id, soup.bank_list.index(p.bank), p.row, p.birth, list(p.parents), p.node]
         for p in soup.particles.values()
@@ -84,8 +71,7 @@ def soup_state(soup: Soup) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         "python_random": list(soup.random.getstate()),
         "banks": banks,
         "particles": particles,
-        "events": [_event_row(e) for e in soup.genealogy_record.events],
-        "statuses": statuses,
+        "genealogy": genealogy_meta,
         "model_vars": soup.datacollector.model_vars,
         "trajectory_names": soup.trajectories.names,
     }
@@ -132,13 +118,11 @@ def restore_soup_state(soup: Soup, tensors: dict[str, torch.Tensor], meta: dict[
     soup.rng.bit_generator.state = meta["numpy_rng"]
     soup.random.setstate(_restore_python_random(meta["python_random"]))
 
-    genealogy = Genealogy([_event_from_row(row) for row in meta["events"]])
-    by_epoch: dict[int, list[tuple[int, str]]] = {}
-    for uid, (status, epoch) in meta["statuses"].items():
-        by_epoch.setdefault(int(epoch), []).append((int(uid), status))
-    for epoch, pairs in sorted(by_epoch.items()):
-        genealogy.set_status([u for u, _ in pairs], [s for _, s in pairs], epoch)
-    soup.genealogy_record = genealogy
+    prefix = "genealogy/"
+    soup.genealogy_record = Genealogy.from_state(
+        {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)},
+        meta["genealogy"],
+    )
 
     for name, values in meta["model_vars"].items():
         soup.datacollector.model_vars[name] = list(values)

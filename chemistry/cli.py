@@ -430,7 +430,7 @@ def plot_command(arguments: argparse.Namespace) -> int:
 def lineage_command(arguments: argparse.Namespace) -> int:
     """Print a particle's lineage and draw it."""
     from chemistry.plots import plot_lineage
-    from chemistry.runs import RunDirectory, default_particle, describe_lineage
+    from chemistry.runs import RunDirectory, RunFileError, default_particle, describe_lineage
 
     run = RunDirectory(arguments.run_dir)
     genealogy = run.genealogy()
@@ -440,10 +440,18 @@ def lineage_command(arguments: argparse.Namespace) -> int:
     else:
         uid = arguments.particle
     print(describe_lineage(genealogy, uid))
+    epoch = arguments.epoch
+    try:
+        part = genealogy.lineage_graph(uid, epoch)
+    except ValueError as error:
+        raise RunFileError(f"--epoch {epoch}: {error}") from None
+    when = "" if epoch is None else f" as of epoch {epoch}"
     path = plot_lineage(
-        genealogy.lineage(uid),
+        part,
         run.path / "figures" / f"lineage_{uid}.png",
-        title=f"Lineage of particle {uid} (ancestors and descendants, all kinds of edge)",
+        title=f"Particle {uid}{when}: what shaped it and what it shaped "
+        f"({part.number_of_nodes()} particles)",
+        highlight=uid,
     )
     print(f"figure: {path}")
     return 0
@@ -631,6 +639,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         type=int,
         metavar="ID",
         help="particle id (default: the root of the most successful lineage)",
+    )
+    lineage.add_argument(
+        "--epoch",
+        type=int,
+        metavar="E",
+        help="draw its ancestry and descendants as of epoch E (default: its last version)",
     )
     lineage.set_defaults(handler=lineage_command)
 

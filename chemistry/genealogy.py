@@ -1,50 +1,95 @@
-"""Who made whom: the genealogy of a soup, built only from the events its rules emit.
+"""Who made whom, and when: the genealogy of a soup, built only from the events its rules emit.
 
-:class:`Genealogy` records :class:`~interactions.events.Event` objects cheaply (an append per
-batch) and turns them into a ``networkx.MultiDiGraph`` only when :attr:`Genealogy.graph` is read,
-adding just the events recorded since the last read.
+The source of truth is the columnar event log (:class:`chemistry.event_log.EventLog`): rows
+``step, epoch, kind, actor, target, child`` recorded in batches (a few array copies per rule
+call), plus the classes measured (``classes``: a row when a particle's class is first measured
+or changes, and at its death). With a directory attached it streams there in ``.npz`` chunks.
+networkx views are built from it on demand:
 
-The graph (DESIGN.md, "Genealogy"):
+**Particle graph** (:attr:`Genealogy.graph`, ``nx.MultiDiGraph``; attacks go both ways, so it
+has cycles). Nodes are particle uids.
 
-* Nodes are particle unique ids (int). Attributes: ``birth`` (epoch, from a BIRTH event),
-  ``death`` (epoch, from a DEATH event; absent while alive), ``architecture`` (str), ``status``
-  and ``status_epoch`` (last class set by :meth:`Genealogy.set_status`), ``birth_event`` /
-  ``death_event`` (index of that event in :attr:`Genealogy.events`), plus any other scalar
-  data items of the BIRTH event. A node first mentioned by an edge but never born has no
-  ``birth``.
-* One edge per ATTACK / LEARN / CLONE / MELT / RESPAWN event:
+================= ======= ==========================================================================
+node attribute    type    meaning
+================= ======= ==========================================================================
+``birth``         int     epoch of its BIRTH event (absent if never recorded)
+``birth_event``   int     index of that event in :attr:`Genealogy.events`
+``architecture``  str     architecture name (BIRTH data; other BIRTH data items too, e.g. ``node``)
+``node``          int     topology node it was born on
+``death``         int     epoch of its DEATH event (absent while alive)
+``death_event``   int     index of that event
+``death_cause``   str     kind of the event that removed it: respawn, clone, melt (it was the
+                          victim), or death (a plain kill)
+``status``        str     class at death for the dead, else the last measured class
+``status_epoch``  int     epoch of that classification
+================= ======= ==========================================================================
 
-  ======== ================= ===============
-  kind     edge              ``inheritance``
-  ======== ================= ===============
-  attack   actor -> target   horizontal
-  learn    actor -> target   horizontal
-  clone    actor -> child    vertical
-  melt     actor -> child    vertical (one event per parent)
-  respawn  target -> child   none (the replaced particle to its replacement)
-  ======== ================= ===============
+One edge per event of a kind with an inheritance (``interactions.events.inheritance_of``):
+horizontal (attack, learn) ``actor -> target``; vertical (clone, melt: one event per parent)
+``actor -> child``; none (respawn) ``target -> child``.
 
-  Edge attributes: ``kind`` (the EventKind value), ``epoch``, ``inheritance``, ``event`` (index
-  of the event in :attr:`Genealogy.events`), ``replaced`` (for clone / melt events with a
-  ``target``: the particle the child replaced), plus the event's ``data`` items.
+================= ======= ==========================================================================
+edge attribute    type    meaning
+================= ======= ==========================================================================
+``kind``          str     the event kind
+``epoch``         int     when it happened
+``inheritance``   str     "horizontal", "vertical" or "none"
+``event``         int     index of the event in :attr:`Genealogy.events`
+``replaced``      int     clone / melt: the particle the child replaced (absent if none)
+other             scalar  the event's data items, e.g. ``overwritten`` (an attack whose result
+                          was lost to another attacker of the same target), ``steps`` (learn)
+================= ======= ==========================================================================
 
-Everything on the graph is an int, float, bool or str, so it survives GraphML and node-link
+**Version DAG** (:meth:`Genealogy.version_graph`, ``nx.DiGraph``, acyclic). Node ``(uid, k)`` is
+the k-th version of particle uid: k = 0 at birth, k + 1 after each event that changed its weights
+(an effective attack, a learn step, an in-place change). Events of one record call (one rule
+acting once) read the weights as they were before the call (SPEC D19).
+
+================= ======= ==========================================================================
+attribute         type    meaning
+================= ======= ==========================================================================
+node ``uid``      int     the particle
+node ``k``        int     version number
+node ``epoch``    int     epoch it was made
+node ``kind``     str     event that made it: birth, clone, melt, respawn, attack, learn, ... or
+                          ``unrecorded`` (a particle acting before any recorded birth)
+node ``event``    int     index of that event (-1: none)
+node ``status``   str     its class: the last one measured before it was replaced (absent if it
+                          was never measured)
+edge ``kind``     str     ``previous`` (its own earlier version), else the kind of the event
+                          through which the source version shaped it (attack, learn, clone, melt)
+edge ``epoch``    int     epoch of the target version
+edge ``event``    int     index of the event
+================= ======= ==========================================================================
+
+``nx.ancestors`` of a version are exactly the versions that could have influenced its weights;
+:meth:`Genealogy.ancestry`, :meth:`Genealogy.influencers`, :meth:`Genealogy.lineage_graph` ask it
+as of an epoch, and ``version_graph(uid, epoch)`` builds only the part a query touches.
+
+**Phylogeny** (:meth:`Genealogy.phylogeny`, ``nx.DiGraph``, a forest): an edge from each
+particle's first vertical parent; attributes ``birth``, ``death``, ``death_cause``, ``status``,
+``status_epoch``, ``error`` (fixpoint error q at that classification), ``parents`` (all vertical
+parents, comma-separated), the BIRTH data items; edges ``kind``, ``epoch``. Written as the ALife
+Data Standard CSV by :meth:`Genealogy.write_alife` (:mod:`chemistry.alife`).
+
+Everything on the graphs is an int, float, bool or str, so it survives GraphML and node-link
 JSON unchanged (:meth:`Genealogy.to_graphml`, :meth:`Genealogy.to_node_link_json`).
 """
 
 from __future__ import annotations
 
-import bisect
 import json
-import numbers
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import repeat
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
+from chemistry.alife import write_alife
+from chemistry.event_log import EventLog, scalar
+from chemistry.lineage import Particles, Versions, build_versions, particle_table, reach
 from chemistry.storage import write_atomically
 from interactions.events import (
     EDGE_KINDS,
@@ -54,44 +99,25 @@ from interactions.events import (
     Event,
     EventBatch,
     EventKind,
+    inheritance_of,
     register_event_kind,
 )
+from particles.classification import Status
 
 __all__ = ["Genealogy", "EDGE_KINDS", "INHERITANCE"]
 
 # Attributes the genealogy itself sets; event data items with these names get a "data_" prefix.
 _RESERVED_EDGE_ATTRIBUTES = frozenset({"kind", "epoch", "inheritance", "event", "replaced"})
 _RESERVED_NODE_ATTRIBUTES = frozenset(
-    {"birth", "death", "birth_event", "death_event", "status", "status_epoch"}
+    {"birth", "death", "birth_event", "death_event", "status", "status_epoch", "death_cause"}
 )
 
 
-def _scalar(value: Any) -> int | float | bool | str | None:
-    """A GraphML/JSON-safe scalar for an event data value (None means: leave it out).
-
-    bool, int, float and str pass through; numpy / torch scalars become Python scalars; anything
-    else is stored as its JSON text (or ``str`` if it is not JSON-serialisable).
-    """
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    item = getattr(value, "item", None)
-    if callable(item):
-        try:
-            return _scalar(item())
-        except (TypeError, ValueError, RuntimeError):
-            pass
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    try:
-        return json.dumps(value, sort_keys=True)
-    except TypeError:
-        return str(value)
+def _numpy(values: Any) -> np.ndarray:
+    """A tensor or array as a numpy array (on the host)."""
+    if hasattr(values, "detach"):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)
 
 
 def _status_name(status: Any) -> str:
@@ -105,11 +131,11 @@ def _status_name(status: Any) -> str:
 def _clean_data(data: dict[str, Any], reserved: frozenset[str]) -> dict[str, Any]:
     cleaned = {}
     for key, value in data.items():
-        scalar = _scalar(value)
-        if scalar is None:
+        value = scalar(value)
+        if value is None:
             continue
         name = f"data_{key}" if key in reserved else str(key)
-        cleaned[name] = scalar
+        cleaned[name] = value
     return cleaned
 
 
@@ -161,59 +187,6 @@ def _canonical(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     return canonical
 
 
-class _EventLog(Sequence[Event]):
-    """The recorded events as one sequence, stored as chunks: lists of Events and EventBatches.
-
-    Consecutive lists are merged into one chunk (copied, never the caller's list). The Event
-    objects of a batch are built when the batch is first read by index or iteration, then kept.
-    """
-
-    def __init__(self, events: Iterable[Event] = ()) -> None:
-        self._chunks: list[list[Event] | EventBatch] = []
-        self._starts: list[int] = []
-        self._size = 0
-        self.append(list(events))
-
-    def append(self, chunk: list[Event] | EventBatch) -> None:
-        """Add a chunk at the end (an empty chunk is ignored)."""
-        if not len(chunk):
-            return
-        if isinstance(chunk, list) and self._chunks and isinstance(self._chunks[-1], list):
-            self._chunks[-1].extend(chunk)
-        else:
-            self._starts.append(self._size)
-            self._chunks.append(list(chunk) if isinstance(chunk, list) else chunk)
-        self._size += len(chunk)
-
-    def _expanded(self, k: int) -> list[Event]:
-        chunk = self._chunks[k]
-        if not isinstance(chunk, list):
-            chunk = self._chunks[k] = list(chunk)
-        return chunk
-
-    def chunks_from(self, index: int) -> Iterator[tuple[int, Sequence[Event]]]:
-        """(start index, chunk as stored) of every chunk that holds events from ``index`` on."""
-        first = max(bisect.bisect_right(self._starts, index) - 1, 0)
-        for k in range(first, len(self._chunks)):
-            yield self._starts[k], self._chunks[k]
-
-    def __len__(self) -> int:
-        return self._size
-
-    def __getitem__(self, index: int | slice) -> Event | list[Event]:  # type: ignore[override]
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._size))]
-        if not -self._size <= index < self._size:
-            raise IndexError(f"event index {index} out of range for {self._size} events")
-        index %= self._size
-        k = bisect.bisect_right(self._starts, index) - 1
-        return self._expanded(k)[index - self._starts[k]]
-
-    def __iter__(self) -> Iterator[Event]:
-        for k in range(len(self._chunks)):
-            yield from self._expanded(k)
-
-
 class Genealogy:
     """The family tree (and attack web) of a soup, built only from events.
 
@@ -238,21 +211,21 @@ class Genealogy:
         Args:
             events: events to record (see :meth:`record`).
         """
-        self._events = _EventLog()
+        self.log = EventLog()
         self._graph = nx.MultiDiGraph()
         self._num_materialised = 0
-        # uid -> (status, epoch), applied to the graph on the next materialisation.
-        self._pending_status: dict[int, tuple[str, int]] = {}
+        self._classes_applied = -1
+        self._versions: tuple[tuple[int, int], Versions] | None = None
         self.record(events)
 
     # ------------------------------------------------------------------ recording
 
     def record(self, events: Iterable[Event] | EventBatch) -> None:
-        """Append events; the graph is updated lazily on the next :attr:`graph` access.
+        """Append events; the graphs are built from the log when read.
 
         Only the types are checked here (to keep recording cheap); the endpoints each kind needs
-        are checked when the graph is built. An :class:`~interactions.events.EventBatch` is kept
-        as it is and turned into Event objects only when the events or the graph are read.
+        are checked when the particle graph is built. The events of one call (one epoch of it)
+        form one *step*: they read the weights as they were before the call (SPEC D19).
 
         Args:
             events: Event objects (or one EventBatch), in the order they happened.
@@ -261,14 +234,45 @@ class Genealogy:
             ValueError: if an item is not an :class:`~interactions.events.Event` (nothing of the
                 batch is recorded then).
         """
-        if isinstance(events, EventBatch):
-            self._events.append(events)
-            return
-        batch = events if isinstance(events, list) else list(events)
-        if not all(map(isinstance, batch, repeat(Event))):
-            bad = next(item for item in batch if not isinstance(item, Event))
-            raise ValueError(f"events must be Event objects, got {type(bad).__name__}: {bad!r}")
-        self._events.append(batch)
+        self.log.record(events)
+
+    def record_batch(
+        self,
+        epoch: int,
+        kind: EventKind | str,
+        actors: Any = None,
+        targets: Any = None,
+        children: Any = None,
+        *,
+        data: dict[str, Any] | None = None,
+        columns: dict[str, Sequence[Any]] | None = None,
+    ) -> None:
+        """Record one step of ``n`` events of one kind from id tensors / arrays (-1: none).
+
+        The cheap path for rules and the soup: a few array copies, no Python loop per event.
+        See :meth:`chemistry.event_log.EventLog.record_batch`.
+        """
+        self.log.record_batch(epoch, kind, actors, targets, children, data=data, columns=columns)
+
+    def record_classes(self, epoch: int, uids: Any, statuses: Any, errors: Any = None) -> None:
+        """Record classes measured at ``epoch`` (``statuses``: ``Status`` codes or names).
+
+        Only changes are stored as rows of the class history; the last class, its epoch and
+        fixpoint error q of every particle are kept for the node attributes.
+        """
+        if hasattr(statuses, "detach") or isinstance(statuses, np.ndarray):
+            codes = self._status_codes(np.asarray(_numpy(statuses)))
+        else:
+            codes = [self.log.status_code(status) for status in statuses]
+        self.log.record_classes(epoch, uids, codes, errors)
+
+    def _status_codes(self, values: np.ndarray) -> np.ndarray:
+        """Map ``Status`` integer codes to the log's status codes (negative stays negative)."""
+        table = np.array([self.log.status_code(s.name) for s in Status], dtype=np.int64)
+        codes = np.full(values.shape, -1, dtype=np.int64)
+        known = (values >= 0) & (values < len(table))
+        codes[known] = table[values[known]]
+        return codes
 
     def set_status(self, uids: Sequence[int], statuses: Sequence[str], epoch: int) -> None:
         """Record the last known class of particles (node attributes ``status``, ``status_epoch``).
@@ -291,31 +295,107 @@ class Genealogy:
                 f"uids and statuses must have the same length, got {len(uid_list)} uids "
                 f"and {len(status_list)} statuses"
             )
-        if status_list and set(map(type, status_list)) != {str}:
-            status_list = [_status_name(status) for status in status_list]
-        pairs = zip(status_list, repeat(int(epoch), len(status_list)), strict=True)
-        self._pending_status.update(zip(map(int, uid_list), pairs, strict=True))
+        codes = [self.log.status_code(_status_name(status)) for status in status_list]
+        self.log.record_classes(epoch, uid_list, codes)
+
+    # ------------------------------------------------------------------ streaming
+
+    def use_log(self, log: EventLog) -> None:
+        """Take ``log`` (e.g. :meth:`EventLog.open` of a run's ``events/``) as the event log.
+
+        Its events must be those of the particle graph already built (same count), so the graph
+        is kept; the version DAG and phylogeny are read from ``log``.
+
+        Raises:
+            ValueError: if ``log`` holds another number of events.
+        """
+        if len(log) != len(self.log):
+            raise ValueError(
+                f"the event log holds {len(log)} events, the genealogy {len(self.log)}"
+            )
+        self.log = log
+        self._classes_applied = log.class_updates
+        self._versions = None
+
+    def attach(self, directory: str | os.PathLike) -> None:
+        """Stream the event log to ``directory`` (``events/``, ``classes/``, ...) from now on."""
+        self.log.attach(directory)
+
+    def flush(self) -> None:
+        """Write the log's pending rows (with a directory attached)."""
+        self.log.flush()
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Everything recorded, as numeric arrays and JSON-serialisable facts (for checkpoints).
+
+        :meth:`from_state` rebuilds an equal genealogy (same steps, classes and history).
+        """
+        log = self.log
+        arrays: dict[str, np.ndarray] = {}
+        for table in ("events", "classes"):
+            for column, values in log.tables[table].read().items():
+                arrays[f"{table}/{column}"] = values
+        for name in ("status", "epoch", "error"):
+            arrays[f"last/{name}"] = getattr(log, f"_last_{name}").copy()
+        meta: dict[str, Any] = {
+            "kinds": list(log.kind_names),
+            "statuses": list(log.status_names),
+            "steps": log.steps,
+            "class_updates": log.class_updates,
+        }
+        for table in ("step_data", "event_data"):
+            data = log.tables[table].read()
+            meta[table] = [data[c].tolist() for c in ("row", "name", "value")]
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, Any], meta: dict[str, Any]) -> Genealogy:
+        """The genealogy saved by :meth:`state` (arrays may be numpy arrays or CPU tensors)."""
+        genealogy = cls()
+        log = genealogy.log
+        for name in meta["kinds"]:
+            log.kind_code(name)
+        for name in meta["statuses"]:
+            log.status_code(name)
+        for table in ("events", "classes"):
+            columns = {
+                column: _numpy(arrays[f"{table}/{column}"]) for column in log.tables[table].columns
+            }
+            log.tables[table].append(**columns)
+        for table in ("step_data", "event_data"):
+            rows, names, values = meta[table]
+            log.tables[table].append(row=rows, name=names, value=values)
+        for name in ("status", "epoch", "error"):
+            setattr(log, f"_last_{name}", _numpy(arrays[f"last/{name}"]).copy())
+        log._steps = int(meta["steps"])
+        log.class_updates = int(meta["class_updates"])
+        return genealogy
 
     # ------------------------------------------------------------------ the graph
 
     @property
     def events(self) -> Sequence[Event]:
-        """Every recorded event, in order (a read-only view)."""
-        return tuple(self._events)
+        """Every recorded event, in order (a read-only tuple of Event objects; small soups)."""
+        return tuple(self.log)
+
+    def events_frame(self) -> Any:
+        """Every event as a ``pandas.DataFrame`` (see :meth:`EventLog.frame`)."""
+        return self.log.frame()
 
     def __len__(self) -> int:
         """Number of recorded events."""
-        return len(self._events)
+        return len(self.log)
 
     def __repr__(self) -> str:
         return f"Genealogy({len(self)} events)"
 
     @property
     def graph(self) -> nx.MultiDiGraph:
-        """The genealogy as a ``networkx.MultiDiGraph`` (see the module docstring).
+        """The particle graph as a ``networkx.MultiDiGraph`` (see the module docstring).
 
         Built incrementally: only events recorded since the last access are added. Treat the
-        graph as read-only; editing it is not reflected in :attr:`events`.
+        graph as read-only; editing it is not reflected in :attr:`events`. Attacks can go both
+        ways, so it has cycles: use :meth:`version_graph` for questions about time.
 
         Raises:
             ValueError: if a recorded event lacks an endpoint its kind needs (e.g. an attack
@@ -326,105 +406,82 @@ class Genealogy:
 
     def _materialise(self) -> None:
         graph = self._graph
-        for start, chunk in self._events.chunks_from(self._num_materialised):
-            if (
-                isinstance(chunk, EventBatch)
-                and start == self._num_materialised
-                and self._add_batch(graph, start, chunk)
+        log = self.log
+        if self._num_materialised < len(log):
+            start = self._num_materialised
+            columns = log.columns(start)
+            kinds = [log.kind_names[code] for code in columns["kind"].tolist()]
+            ids = [columns[name].tolist() for name in ("epoch", "actor", "target", "child")]
+            for offset, (kind, epoch, actor, target, child) in enumerate(
+                zip(kinds, *ids, strict=True)
             ):
-                self._num_materialised = start + len(chunk)
-                continue
-            for offset in range(self._num_materialised - start, len(chunk)):
-                self._add_event(graph, start + offset, chunk[offset])
-                self._num_materialised = start + offset + 1
-        if self._pending_status:
-            for uid, (status, epoch) in self._pending_status.items():
+                index = start + offset
+                self._add_event(graph, index, kind, epoch, actor, target, child)
+                self._num_materialised = index + 1
+        stamp = log.class_updates
+        if stamp != self._classes_applied:
+            uids, codes, epochs, _ = log.last_classes()
+            names = log.status_names
+            for uid, code, epoch in zip(
+                uids.tolist(), codes.tolist(), epochs.tolist(), strict=True
+            ):
                 if uid in graph:
                     attributes = graph.nodes[uid]
-                    attributes["status"] = status
+                    attributes["status"] = names[code]
                     attributes["status_epoch"] = epoch
                 else:
-                    graph.add_node(uid, status=status, status_epoch=epoch)
-            self._pending_status.clear()
+                    graph.add_node(uid, status=names[code], status_epoch=epoch)
+            self._classes_applied = stamp
 
-    @staticmethod
-    def _add_batch(graph: nx.MultiDiGraph, start: int, batch: EventBatch) -> bool:
-        """Add the edges of a batch of attack / learn events straight from its columns.
-
-        Gives the same edges as :meth:`_add_event` on each event, without building the Event
-        objects. Returns False (nothing added) for batches it does not handle.
-        """
-        actors, targets = batch.actors, batch.targets
-        if batch.kind not in HORIZONTAL or actors is None or targets is None:
-            return False
-        if None in actors or None in targets:
-            return False
-        common = {
-            "kind": batch.kind.value,
-            "epoch": int(batch.epoch),
-            "inheritance": INHERITANCE[batch.kind],
-        }
-        shared = _clean_data(dict(batch.data), _RESERVED_EDGE_ATTRIBUTES)
-        columns = [
-            (f"data_{name}" if name in _RESERVED_EDGE_ATTRIBUTES else str(name), values)
-            for name, values in batch.columns.items()
-        ]
-
-        def attributes(offset: int) -> dict[str, Any]:
-            edge = {**common, "event": start + offset, **shared}
-            for name, values in columns:
-                value = values[offset]
-                if value is not None and (value := _scalar(value)) is not None:
-                    edge[name] = value
-            return edge
-
-        graph.add_edges_from(
-            (int(actor), int(target), attributes(offset))
-            for offset, (actor, target) in enumerate(zip(actors, targets, strict=True))
-        )
-        return True
-
-    @staticmethod
-    def _add_event(graph: nx.MultiDiGraph, index: int, event: Event) -> None:
-        kind = event.kind
-        epoch = int(event.epoch)
-
-        def need(name: str, value: int | None) -> int:
-            if value is None:
+    def _add_event(
+        self,
+        graph: nx.MultiDiGraph,
+        index: int,
+        kind: str,
+        epoch: int,
+        actor: int,
+        target: int,
+        child: int,
+    ) -> None:
+        def need(name: str, value: int) -> int:
+            if value < 0:
                 raise ValueError(
-                    f"event {index} ({event!r}) is a {kind.value} event without {name}"
+                    f"event {index} ({self.log[index]!r}) is a {kind} event without {name}"
                 )
-            return int(value)
+            return value
 
-        if kind is EventKind.BIRTH:
-            uid = need("child", event.child if event.child is not None else event.target)
-            attributes = _clean_data(event.data, _RESERVED_NODE_ATTRIBUTES)
-            if "architecture" in event.data:
-                attributes["architecture"] = str(event.data["architecture"])
+        data = self.log.data_of(index)
+        if kind == "birth":
+            uid = need("child", child if child >= 0 else target)
+            attributes = _clean_data(data, _RESERVED_NODE_ATTRIBUTES)
             graph.add_node(uid, birth=epoch, birth_event=index, **attributes)
             return
-        if kind is EventKind.DEATH:
-            uid = need("target", event.target if event.target is not None else event.child)
+        if kind == "death":
+            uid = need("target", target if target >= 0 else child)
             graph.add_node(uid, death=epoch, death_event=index)
+            graph.nodes[uid].setdefault("death_cause", "death")
             return
-        if kind in HORIZONTAL:
-            source, destination = need("actor", event.actor), need("target", event.target)
-            extra = {}
-        elif kind in VERTICAL:
-            source, destination = need("actor", event.actor), need("child", event.child)
-            extra = {} if event.target is None else {"replaced": int(event.target)}
-        else:  # inheritance "none": respawn, or a registered kind (target == child: in place)
-            source, destination = need("target", event.target), need("child", event.child)
-            extra = {}
+        inheritance = inheritance_of(kind) or "none"
+        extra: dict[str, Any] = {}
+        if inheritance == "horizontal":
+            source, destination = need("actor", actor), need("target", target)
+        elif inheritance == "vertical":
+            source, destination = need("actor", actor), need("child", child)
+            if target >= 0:
+                extra["replaced"] = target
+        else:
+            source, destination = need("target", target), need("child", child)
+        if inheritance != "horizontal" and 0 <= target != child:
+            graph.add_node(target, death_cause=kind)
         graph.add_edge(
             source,
             destination,
-            kind=kind.value,
+            kind=kind,
             epoch=epoch,
-            inheritance=INHERITANCE[kind],
+            inheritance=inheritance,
             event=index,
             **extra,
-            **_clean_data(event.data, _RESERVED_EDGE_ATTRIBUTES),
+            **_clean_data(data, _RESERVED_EDGE_ATTRIBUTES),
         )
 
     # ------------------------------------------------------------------ queries
@@ -562,14 +619,14 @@ class Genealogy:
                     best = candidate
             if best is None:
                 return chain
-            attack = self._events[best[1]]
+            attack = self.log[best[1]]
             chain.append(attack)
             current, limit, inclusive = int(attack.actor), best[0], False
 
     def most_successful_lineages(
         self,
         k: int = 10,
-        status: str = "FIXPOINT",
+        status: str | None = "FIXPOINT",
         *,
         include_horizontal: bool = False,
     ) -> list[tuple[int, int]]:
@@ -583,7 +640,10 @@ class Genealogy:
 
         Args:
             k: how many lineages to return, at least 1.
-            status: the status to count, e.g. ``"FIXPOINT"`` (self-replicators).
+            status: the status to count, e.g. ``"FIXPOINT"`` (self-replicators); None counts
+                every particle (the lineages' sizes). The status of a dead particle is its
+                class at death. An empty list means no particle has that status (a soup without
+                self-replicators gives ``[]`` for the default; ask with ``status=None``).
             include_horizontal: also follow attack and learn edges.
 
         Returns:
@@ -595,14 +655,14 @@ class Genealogy:
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be an integer >= 1, got {k!r}")
-        status = _status_name(status)
+        status = None if status is None else _status_name(status)
         graph = self.graph
         follow = {EventKind.CLONE, EventKind.MELT}
         if include_horizontal:
             follow |= set(HORIZONTAL)
         view = self._view(follow)
         vertical = self._view(VERTICAL)
-        targets = [node for node, value in graph.nodes(data="status") if value == status]
+        targets = [node for node, value in graph.nodes(data="status") if status in (None, value)]
         if not targets:
             return []
         bit_of = {node: 1 << position for position, node in enumerate(targets)}
@@ -627,6 +687,239 @@ class Genealogy:
                     ranking.append((node, count))
         ranking.sort(key=lambda pair: (-pair[1], pair[0]))
         return ranking[:k]
+
+    # ------------------------------------------------------------------ time-respecting views
+
+    def versions(self) -> Versions:
+        """The version DAG as arrays (:class:`chemistry.lineage.Versions`), cached."""
+        stamp = (len(self.log), self.log.class_updates)
+        if self._versions is None or self._versions[0] != stamp:
+            self._versions = (stamp, build_versions(self.log))
+        return self._versions[1]
+
+    def version_classes(self) -> np.ndarray:
+        """Per version node: the class in effect when it was replaced or last measured ("")."""
+        versions = self.versions()
+        classes = self.log.tables["classes"].read()
+        out = np.full(len(versions), "", dtype=object)
+        if not len(classes["uid"]) or not len(versions):
+            return out
+        span = int(max(classes["epoch"].max(), versions.epoch.max())) + 2
+        keys = classes["uid"] * span + classes["epoch"]
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        # A version is replaced at the epoch its successor is made ("never" for the last one).
+        by_version = np.lexsort((versions.k, versions.uid))
+        uids = versions.uid[by_version]
+        has_next = np.r_[uids[1:] == uids[:-1], False]
+        deadline = np.full(len(versions), span - 1, dtype=np.int64)
+        deadline[by_version[has_next]] = versions.epoch[by_version[1:][has_next[:-1]]]
+        found = np.searchsorted(keys, versions.uid * span + deadline, side="left") - 1
+        valid = found >= 0
+        rows = order[np.maximum(found, 0)]
+        valid &= classes["uid"][rows] == versions.uid
+        valid &= deadline > versions.epoch
+        names = np.array(self.log.status_names, dtype=object)
+        out[valid] = names[classes["status"][rows[valid]]]
+        return out
+
+    def version_graph(self, uid: int | None = None, epoch: int | None = None) -> nx.DiGraph:
+        """The version DAG as an ``nx.DiGraph`` on nodes ``(uid, k)`` (see the module docstring).
+
+        Args:
+            uid: None for every version; else only the versions that influenced, or were
+                influenced by, ``uid``'s version current at ``epoch`` (the part a query needs).
+            epoch: with ``uid``: as of this epoch (None: its last version).
+
+        Raises:
+            ValueError: if ``uid`` has no version (at or before ``epoch``).
+        """
+        versions = self.versions()
+        if uid is None:
+            keep = np.arange(len(versions))
+        else:
+            seed = versions.current(int(uid), epoch)
+            keep = np.union1d(
+                reach(versions, np.array([seed]), forward=False),
+                reach(versions, np.array([seed]), forward=True),
+            )
+        return self._version_subgraph(keep)
+
+    def lineage_graph(self, uid: int, epoch: int | None = None) -> nx.MultiDiGraph:
+        """The particle graph of what shaped ``uid`` and what it shaped, time-respecting.
+
+        The particles with a version among the ancestors or descendants (in the version DAG) of
+        ``uid``'s version as of ``epoch`` (None: its last), and only the edges whose events are
+        links of that part of the DAG; a copy with every attribute.
+
+        Raises:
+            ValueError: if ``uid`` has no version at or before ``epoch``.
+        """
+        versions = self.versions()
+        seed = np.array([versions.current(int(uid), epoch)])
+        keep = np.union1d(reach(versions, seed, forward=False), reach(versions, seed, forward=True))
+        inside = np.zeros(len(versions), dtype=bool)
+        inside[keep] = True
+        links = inside[versions.source] & inside[versions.target]
+        events = set(versions.edge_event[links].tolist())
+        graph = self.graph
+        members = set(versions.uid[keep].tolist())
+        lineage = nx.MultiDiGraph()
+        lineage.add_nodes_from((n, graph.nodes[n]) for n in members if n in graph)
+        lineage.add_edges_from(
+            (u, v, k, d)
+            for u, v, k, d in graph.edges(keys=True, data=True)
+            if d["event"] in events and u in members and v in members
+        )
+        return lineage
+
+    def _version_subgraph(self, keep: np.ndarray) -> nx.DiGraph:
+        versions = self.versions()
+        classes = self.version_classes()
+        names = versions.kind_names
+        graph = nx.DiGraph()
+        for i in keep.tolist():
+            attributes = {
+                "uid": int(versions.uid[i]),
+                "k": int(versions.k[i]),
+                "epoch": int(versions.epoch[i]),
+                "kind": names[versions.kind[i]],
+                "event": int(versions.event[i]),
+            }
+            if classes[i]:
+                attributes["status"] = classes[i]
+            graph.add_node((attributes["uid"], attributes["k"]), **attributes)
+        inside = np.zeros(len(versions), dtype=bool)
+        inside[keep] = True
+        chosen = np.flatnonzero(inside[versions.source] & inside[versions.target])
+        for e in chosen.tolist():
+            s, t = versions.source[e], versions.target[e]
+            graph.add_edge(
+                (int(versions.uid[s]), int(versions.k[s])),
+                (int(versions.uid[t]), int(versions.k[t])),
+                kind=names[versions.edge_kind[e]],
+                epoch=int(versions.epoch[t]),
+                event=int(versions.edge_event[e]),
+            )
+        return graph
+
+    def ancestry(self, uid: int, epoch: int | None = None) -> nx.DiGraph:
+        """The versions that could have influenced ``uid``'s weights as of ``epoch``, with it.
+
+        Raises:
+            ValueError: if ``uid`` has no version at or before ``epoch``.
+        """
+        versions = self.versions()
+        seed = versions.current(int(uid), epoch)
+        return self._version_subgraph(reach(versions, np.array([seed]), forward=False))
+
+    def influencers(self, uid: int, epoch: int | None = None) -> dict[int, int]:
+        """Who shaped ``uid`` by horizontal influence: ``{actor uid: influence edges}``.
+
+        Counts the attack / learn (horizontal) edges from other particles into the versions of
+        ``uid``'s ancestry as of ``epoch``, most first.
+        """
+        ancestry = self.ancestry(uid, epoch)
+        counts: dict[int, int] = {}
+        for source, target, kind in ancestry.edges(data="kind"):
+            if inheritance_of(kind) == "horizontal" and source[0] != target[0]:
+                counts[source[0]] = counts.get(source[0], 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+    def particles(self) -> Particles:
+        """Births, deaths, parents, causes of death and last classes per particle (arrays)."""
+        return particle_table(self.log)
+
+    def phylogeny(self) -> nx.DiGraph:
+        """The phylogeny: a forest on particle uids, an edge from each particle's first parent.
+
+        A clone has one parent; a melt child's tree parent is its first parent and the node
+        attribute ``parents`` names all of them (comma-separated). Node attributes: ``birth``,
+        ``death`` (absent while alive), ``death_cause``, ``status``, ``status_epoch``, ``error``
+        (fixpoint error q at the last classification), ``parents`` and the birth data items
+        (``architecture``, ``node``). Edge attributes: ``kind`` ("clone", "melt"), ``epoch``.
+        """
+        table = self.particles()
+        birth_data = self._birth_data(table)
+        graph = nx.DiGraph()
+        for i, uid in enumerate(table.uid.tolist()):
+            attributes: dict[str, Any] = {
+                name: values[i] for name, values in birth_data.items() if values[i] is not None
+            }
+            if table.birth[i] >= 0:
+                attributes["birth"] = int(table.birth[i])
+            if table.death[i] >= 0:
+                attributes["death"] = int(table.death[i])
+                attributes["death_cause"] = table.death_cause[i]
+            if table.status[i]:
+                attributes["status"] = table.status[i]
+                attributes["status_epoch"] = int(table.status_epoch[i])
+            if not np.isnan(table.error[i]):
+                attributes["error"] = float(table.error[i])
+            if i in table.parents:
+                attributes["parents"] = ",".join(map(str, table.parents[i]))
+            graph.add_node(uid, **attributes)
+        columns = self.log.columns()
+        for i, uid in enumerate(table.uid.tolist()):
+            if i in table.parents:
+                graph.add_edge(table.parents[i][0], uid)
+        vertical = [
+            code
+            for code, name in enumerate(self.log.kind_names)
+            if inheritance_of(name) == "vertical"
+        ]
+        rows = np.flatnonzero(np.isin(columns["kind"], vertical) & (columns["child"] >= 0))
+        for row in rows[::-1].tolist():  # the first event of each edge wins
+            parent, child = int(columns["actor"][row]), int(columns["child"][row])
+            if graph.has_edge(parent, child):
+                graph.edges[parent, child].update(
+                    kind=self.log.kind_names[columns["kind"][row]],
+                    epoch=int(columns["epoch"][row]),
+                )
+        return graph
+
+    def _birth_data(self, table: Particles) -> dict[str, np.ndarray]:
+        """The data items of each particle's birth event: ``{name: values [n]}`` (None: none)."""
+        data = self.log.tables["event_data"].read()
+        order = np.argsort(table.birth_event)
+        births = table.birth_event[order]
+        at = np.minimum(np.searchsorted(births, data["row"]), max(len(births) - 1, 0))
+        hit = births[at] == data["row"] if len(births) else np.zeros(len(data["row"]), bool)
+        owners = order[at[hit]]
+        names, values = data["name"][hit], data["value"][hit]
+        out: dict[str, np.ndarray] = {}
+        for name in np.unique(names).tolist():
+            mine = names == name
+            distinct, inverse = np.unique(values[mine], return_inverse=True)
+            decoded = np.empty(len(distinct) + 1, dtype=object)
+            try:  # the common case, integers (e.g. ``node``), without a JSON parse per value
+                decoded[:-1] = distinct.astype(np.int64).tolist()
+            except ValueError:
+                decoded[:-1] = [json.loads(v) for v in distinct.tolist()]
+            column = np.full(len(table.uid), None, dtype=object)
+            column[owners[mine]] = decoded[:-1][inverse]
+            out[name] = column
+        return out
+
+    def replicator_lineages(self, status: str = "FIXPOINT") -> dict[int, list[int]]:
+        """For every living particle of ``status``: its phylogeny path, root first."""
+        tree = self.phylogeny()
+        out = {}
+        for uid, data in tree.nodes(data=True):
+            if data.get("status") == status and "death" not in data:
+                path = [uid]
+                while True:
+                    parents = list(tree.predecessors(path[-1]))
+                    if not parents:
+                        break
+                    path.append(parents[0])
+                out[uid] = path[::-1]
+        return out
+
+    def write_alife(self, path: str | os.PathLike) -> Path:
+        """Write the phylogeny as an ALife Data Standard CSV (see :mod:`chemistry.alife`)."""
+        table = self.particles()
+        return write_alife(table, self._birth_data(table), path)
 
     # ------------------------------------------------------------------ export / import
 
@@ -750,7 +1043,16 @@ class Genealogy:
                     if name in data:
                         data[name] = position_of[data[name]]
         genealogy = cls()
-        genealogy._events = _EventLog([numbered[index] for index in order])
+        for index in order:  # one step per event: the graph does not keep record calls
+            genealogy.log.record([numbered[index]])
+        statuses = [
+            (node, data["status"], data.get("status_epoch", 0))
+            for node, data in graph.nodes(data=True)
+            if "status" in data
+        ]
+        for node, status, epoch in sorted(statuses, key=lambda item: item[2]):
+            genealogy.set_status([node], [status], epoch)
         genealogy._graph = graph
-        genealogy._num_materialised = len(genealogy._events)
+        genealogy._num_materialised = len(genealogy.log)
+        genealogy._classes_applied = genealogy.log.class_updates
         return genealogy

@@ -8,8 +8,10 @@ from pathlib import Path
 import matplotlib
 import networkx as nx
 import numpy as np
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from chemistry.storage import write_atomically
 from chemistry.trajectories import Projection
@@ -107,76 +109,139 @@ def plot_counts(
     return save_figure(figure, path)
 
 
+def _lineage_rows(graph: nx.MultiDiGraph) -> tuple[dict[int, int], list[str]]:
+    """A row per particle: by topology node where known (successors on a node share a row,
+    rows compacted to the nodes present), else in birth order after them."""
+    rows: dict[int, int] = {}
+    nodes = sorted({d["node"] for _, d in graph.nodes(data=True) if isinstance(d.get("node"), int)})
+    row_of_node = {node: row for row, node in enumerate(nodes)}
+    for uid, data in graph.nodes(data=True):
+        if isinstance(data.get("node"), int):
+            rows[uid] = row_of_node[data["node"]]
+    rest = sorted(
+        (n for n in graph.nodes if n not in rows), key=lambda n: (graph.nodes[n].get("birth", 0), n)
+    )
+    for offset, uid in enumerate(rest):
+        rows[uid] = len(nodes) + offset
+    labels = [str(node) for node in nodes] + [f"uid {uid}" for uid in rest]
+    return rows, labels
+
+
 def plot_lineage(
     graph: nx.MultiDiGraph,
     path: str | Path,
     *,
     title: str = "Genealogy",
-    max_nodes: int = 300,
+    end: int | None = None,
+    highlight: int | None = None,
 ) -> Path:
-    """Draw a genealogy graph: birth epoch (x) against topology node (y); edges coloured by kind.
+    """Draw a genealogy as lifelines: epoch (x) against topology node (y).
 
-    Particles that succeeded each other on one node form a row; nodes are coloured by last class.
+    Each particle is a horizontal line from its birth to its death (or ``end``), coloured by its
+    class (the class at death for the dead); particles that succeeded each other on a node share
+    its row. Clones and melts are vertical links from the parent's row to the child's birth;
+    respawns are crosses at the newcomer's birth; attacks and learning are small marks on the
+    target's lifeline at their epoch (lines between rows would tangle at hundreds of particles).
+    Only kinds and classes present get a legend entry. Readable at several hundred particles.
 
-    Graphs larger than ``max_nodes`` are cut to the nodes with the most edges.
+    Args:
+        graph: a genealogy particle graph (``Genealogy.graph`` or a part of it).
+        path: the image file.
+        title: the figure title.
+        end: the last epoch (default: the latest epoch in the graph).
+        highlight: a particle uid drawn thicker, in black outline.
     """
-    if graph.number_of_nodes() > max_nodes:
-        busiest = sorted(graph.degree, key=lambda item: item[1], reverse=True)[:max_nodes]
-        graph = graph.subgraph([node for node, _ in busiest])
-    figure = Figure(figsize=(10, 6))
+    rows, labels = _lineage_rows(graph)
+    epochs = [
+        d.get(k) for _, d in graph.nodes(data=True) for k in ("birth", "death", "status_epoch")
+    ]
+    epochs += [d.get("epoch") for _, _, d in graph.edges(data=True)]
+    known = [e for e in epochs if isinstance(e, int)]
+    last = end if end is not None else max(known, default=0)
+    first = min(known, default=0)
+    height = min(max(3.0, 0.03 * len(set(rows.values())) + 2.0), 14.0)
+    figure = Figure(figsize=(10, height))
     axes = figure.subplots()
-    positions = {
-        n: (graph.nodes[n].get("birth", 0), graph.nodes[n].get("node", n)) for n in graph.nodes
-    }
-    for kind, colour in EDGE_COLOURS.items():
-        edges = [(u, v) for u, v, d in graph.edges(data=True) if d.get("kind") == kind]
-        if edges:
-            nx.draw_networkx_edges(
-                graph,
-                positions,
-                edgelist=edges,
-                edge_color=colour,
-                ax=axes,
-                alpha=0.5,
-                arrows=True,
-                arrowsize=6,
-                width=0.8,
-                connectionstyle="arc3,rad=0.15",
-            )
-    for dead in (False, True):  # the dead are drawn hollow, in the colour of their last class
-        nodes = [n for n in graph.nodes if ("death" in graph.nodes[n]) == dead]
-        colours = [STATUS_COLOURS.get(graph.nodes[n].get("status", ""), "#cccccc") for n in nodes]
-        nx.draw_networkx_nodes(
-            graph,
-            positions,
-            nodelist=nodes,
-            node_size=30,
-            ax=axes,
-            linewidths=1.2,
-            node_color="white" if dead else colours,
-            edgecolors=colours,
+    lines, colours, present_status = [], [], []
+    for uid, data in graph.nodes(data=True):
+        start, stop = data.get("birth", first), data.get("death", last)
+        status = data.get("status", "")
+        colour = STATUS_COLOURS.get(status, "#cccccc")
+        lines.append([(start, rows[uid]), (max(stop, start + 0.2), rows[uid])])
+        colours.append(colour)
+        present_status.append(status or "unclassified")
+    axes.add_collection(LineCollection(lines, colors=colours, linewidths=1.6, zorder=1))
+    if highlight is not None and highlight in graph:
+        data = graph.nodes[highlight]
+        y = rows[highlight]
+        axes.plot(
+            [data.get("birth", first), data.get("death", last)],
+            [y, y],
+            color="black",
+            linewidth=3.2,
+            zorder=0,
         )
-    handles = (
-        [Line2D([], [], color=c, label=k) for k, c in EDGE_COLOURS.items()]
-        + [
-            Line2D([], [], marker="o", linestyle="", color=c, label=s)
-            for s, c in STATUS_COLOURS.items()
-        ]
-        + [
+    links: dict[str, list] = {}
+    marks: dict[str, list] = {}
+    for source, target, data in graph.edges(data=True):
+        kind, epoch = data.get("kind", ""), data.get("epoch", 0)
+        inheritance = data.get("inheritance", "none")
+        if inheritance == "vertical":
+            links.setdefault(kind, []).append([(epoch, rows[source]), (epoch, rows[target])])
+        else:  # horizontal: the target changed; none (respawn): the newcomer arrived
+            marks.setdefault(kind, []).append((epoch, rows[target]))
+    handles = []
+    for kind, segments in sorted(links.items()):
+        colour = EDGE_COLOURS.get(kind, "#444444")
+        axes.add_collection(
+            LineCollection(segments, colors=colour, linewidths=0.8, alpha=0.7, zorder=2)
+        )
+        ends = np.array([segment[1] for segment in segments], dtype=float)
+        axes.scatter(ends[:, 0], ends[:, 1], s=10, color=colour, zorder=3)
+        handles.append(
             Line2D(
-                [],
-                [],
-                marker="o",
-                linestyle="",
-                color="grey",
-                markerfacecolor="white",
-                label="dead (last class)",
+                [], [], color=colour, marker="o", markersize=3, label=f"{kind} (parent to child)"
             )
-        ]
+        )
+    for kind, points in sorted(marks.items()):
+        colour = EDGE_COLOURS.get(kind, "#444444")
+        xy = np.array(points, dtype=float)
+        marker = "x" if kind == "respawn" else "|"
+        axes.scatter(
+            xy[:, 0],
+            xy[:, 1],
+            s=30 if marker == "x" else 24,
+            marker=marker,
+            color=colour,
+            linewidths=0.9,
+            zorder=3,
+        )
+        label = "respawn (newcomer)" if kind == "respawn" else f"{kind} (mark on the target)"
+        handles.append(Line2D([], [], color=colour, marker=marker, linestyle="", label=label))
+    for status in [s for s in STATUS_COLOURS if s in present_status]:
+        handles.append(Line2D([], [], color=STATUS_COLOURS[status], linewidth=2, label=status))
+    if "unclassified" in present_status:
+        handles.append(Line2D([], [], color="#cccccc", linewidth=2, label="unclassified"))
+    count = max(rows.values(), default=0) + 1
+    axes.set_xlim(first - 0.5, last + 0.5)
+    axes.set_ylim(-0.5, count - 0.5)
+    axes.yaxis.set_major_locator(MaxNLocator(nbins=min(count, 12), integer=True))
+    axes.yaxis.set_major_formatter(
+        FuncFormatter(lambda y, _: labels[int(y)] if 0 <= int(y) < len(labels) else "")
     )
-    axes.legend(handles=handles, fontsize=7, loc="upper left", ncol=2)
-    axes.set_xlabel("birth epoch")
-    axes.set_ylabel("topology node")
-    axes.tick_params(left=True, bottom=True, labelleft=True, labelbottom=True)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(
+        "topology node" if any("node" in d for _, d in graph.nodes(data=True)) else "particle"
+    )
     axes.set_title(title)
+    axes.grid(alpha=0.2)
+    if handles:
+        axes.legend(
+            handles=handles,
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(1.0, 1.0),
+            title="lifelines: class; links and marks: events",
+            title_fontsize=7,
+        )
     return save_figure(figure, path)

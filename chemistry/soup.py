@@ -454,14 +454,12 @@ class Soup(mesa.Model):
             raise ValueError(f"nodes {nodes.tolist()} name a node twice")
         epoch = self.epoch
         events = []
-        statuses = self.node_status[nodes].tolist()
+        self._record_death_classes(nodes)
         for bank, _, rows in self.groups(nodes):
             bank.release(rows)
-        for node, status in zip(nodes.tolist(), statuses, strict=True):
+        for node in nodes.tolist():
             agent = self.particles.pop(int(self.node_uid[node]))
             agent.remove()
-            if status >= 0:
-                self.genealogy_record.set_status([agent.unique_id], [Status(status).name], epoch)
             events.append(Event(epoch, EventKind.DEATH, None, agent.unique_id))
         self.node_bank[nodes] = -1
         self.node_row[nodes] = -1
@@ -471,6 +469,27 @@ class Soup(mesa.Model):
         self.node_error[nodes] = math.nan
         self.invalidate_occupancy()
         return events
+
+    def _record_death_classes(self, nodes: Tensor) -> None:
+        """Classify the particles on ``nodes`` as they are now and record it: class at death.
+
+        Uses its own generator, seeded from the epoch, so the soup's random streams are the
+        same whether or not anything dies.
+        """
+        if not self.collect_every or nodes.numel() == 0:
+            return
+        for bank, positions, rows in self.groups(nodes):
+            generator = torch.Generator(device=bank.device).manual_seed(self.epoch)
+            status, error = classify_with_error(
+                bank.architecture,
+                bank.weights[rows],
+                eps=self.eps,
+                divergent=bank.divergent[rows],
+                generator=generator,
+            )
+            self.genealogy_record.record_classes(
+                self.epoch, self.node_uid[nodes[positions]], status.cpu(), error.cpu()
+            )
 
     def replace(
         self,
@@ -641,6 +660,7 @@ class Soup(mesa.Model):
                 )
         if self.collect_every and epoch % self.collect_every == 0:
             self.classify()
+            self._record_classes()
             self.metrics = epoch_metrics(self)
             self.datacollector.collect(self)
 
@@ -671,15 +691,15 @@ class Soup(mesa.Model):
     @property
     def genealogy(self) -> Genealogy:
         """The genealogy graph tracker, with the latest known status of living particles."""
-        nodes = self.occupied_nodes()
-        known = self.node_status[nodes] >= 0
-        nodes = nodes[known]
-        self.genealogy_record.set_status(
-            self.node_uid[nodes].tolist(),
-            [Status(s).name for s in self.node_status[nodes].tolist()],
-            self.epoch,
-        )
+        self._record_classes()
         return self.genealogy_record
+
+    def _record_classes(self) -> None:
+        """Hand the classes of the last classification to the genealogy (a few array ops)."""
+        index = self.occupied_index()
+        self.genealogy_record.record_classes(
+            self.epoch, self.node_uid[index], self.node_status[index], self.node_error[index]
+        )
 
     def status_counts(self) -> dict[str, int]:
         """Number of particles in each class at the last classification."""

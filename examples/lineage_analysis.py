@@ -1,37 +1,37 @@
-"""Who made whom: export a soup's genealogy, load it back and question it with networkx.
+"""Who made whom, and when: question a soup's genealogy with plain networkx.
 
-A weightwise soup with attack, learn, noisy cloning and respawn runs for a while. Its genealogy
-(a ``networkx.MultiDiGraph``: nodes are particle unique ids, edges are attack / learn / clone /
-melt / respawn events) is written as node-link JSON and GraphML, read back, and asked:
+A weightwise soup with attack, learn, self-training, noisy cloning and respawn runs for a while.
+Its genealogy is then read through the documented views (README, "Lineage analysis"):
 
-* which root particle has the most self-replicators (FIXPOINT) among its descendants,
-* which particle is attacked most (in-degree of attack edges) and who attacks most,
-* the longest time-ordered chain of attacks that shaped a living particle,
-* the ancestors of the best particle (smallest fixpoint error), by blood and by any edge.
+* ``soup.genealogy.version_graph()``: a DAG on particle versions ``(uid, k)`` (a particle at
+  birth, and again after every event that changed its weights), edges from the versions that
+  produced it; node attributes ``uid``, ``k``, ``epoch``, ``kind``, ``status``;
+* ``soup.genealogy.phylogeny()``: the clone / melt forest on particle uids;
+* ``phylogeny.csv`` (ALife Data Standard) and the events as a pandas DataFrame.
 
-Each question is answered with plain networkx on the loaded graph, and with the ``Genealogy``
-query helpers where there is one.
+and asked, with networkx only: the longest lineage, the ancestry of every self-replicator alive
+at the end, the particle whose attacks reached the most descendants, and the time from birth to
+fixpoint along a lineage.
 
     python examples/lineage_analysis.py                    # files go to a temporary directory
-    python examples/lineage_analysis.py --out /tmp/lineage --epochs 10 --particles 12
+    python examples/lineage_analysis.py --out /tmp/lineage --epochs 60 --particles 40
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-from collections import Counter
+from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import networkx as nx  # noqa: E402
 
-from chemistry import Genealogy, Soup  # noqa: E402
-from interactions import VERTICAL, Attack, Learn, NoisyClone, Respawn, SelfTrain  # noqa: E402
-from particles import fixpoint_error  # noqa: E402
+from chemistry import Soup  # noqa: E402
+from chemistry.alife import read_alife  # noqa: E402
+from interactions import Attack, Learn, NoisyClone, Respawn, SelfTrain  # noqa: E402
 
 
 def run_soup(particles: int, epochs: int, seed: int) -> Soup:
@@ -52,87 +52,94 @@ def run_soup(particles: int, epochs: int, seed: int) -> Soup:
     return soup
 
 
-def best_particle(soup: Soup) -> int:
-    """The living particle with the smallest fixpoint error q (SPEC D14)."""
-    best, best_q = -1, float("inf")
-    for bank in soup.banks.values():
-        rows = bank.rows_in_use()
-        q = fixpoint_error(bank.architecture, bank.weights[rows])
-        index = int(q.argmin())
-        if float(q[index]) < best_q:
-            best, best_q = int(bank.uids[rows[index]]), float(q[index])
-    return best
-
-
-def edges_of(graph: nx.MultiDiGraph, kind: str) -> nx.MultiDiGraph:
-    """The subgraph of one edge kind (all nodes kept)."""
-    view = nx.MultiDiGraph()
-    view.add_nodes_from(graph.nodes(data=True))
-    view.add_edges_from((u, v, d) for u, v, d in graph.edges(data=True) if d["kind"] == kind)
-    return view
-
-
 def analyse(soup: Soup, out: Path) -> None:
     genealogy = soup.genealogy
-    json_path = genealogy.to_node_link_json(out / "genealogy.json")
-    graphml_path = genealogy.to_graphml(out / "genealogy.graphml")
-    print(f"wrote {json_path} and {graphml_path}")
-
-    # Load back: once as plain networkx graphs, once as Genealogy objects.
-    with open(json_path, encoding="utf-8") as file:
-        graph = nx.node_link_graph(json.load(file), directed=True, multigraph=True, edges="edges")
-    from_graphml = nx.read_graphml(graphml_path, node_type=int, force_multigraph=True)
-    assert nx.utils.edges_equal(graph.edges(), from_graphml.edges())
-    loaded = Genealogy.from_node_link_json(json_path)
-    assert loaded.events == genealogy.events
-    kinds = Counter(d["kind"] for _, _, d in graph.edges(data=True))
-    print(f"{graph.number_of_nodes()} particles, {graph.number_of_edges()} edges: {dict(kinds)}")
-
-    # 1. Who made the most self-replicators? Roots are particles without clone/melt parents.
-    vertical = nx.MultiDiGraph(
-        (u, v) for u, v, d in graph.edges(data=True) if d["inheritance"] == "vertical"
+    versions = genealogy.version_graph()
+    tree = genealogy.phylogeny()
+    csv_path = genealogy.write_alife(out / "phylogeny.csv")
+    events = genealogy.events_frame()
+    print(
+        f"{tree.number_of_nodes()} particles, {len(events)} events "
+        f"({', '.join(f'{k} {n}' for k, n in events['kind'].value_counts().items() if n)})"
     )
-    vertical.add_nodes_from(graph)
-    fixpoints = {n for n, s in graph.nodes(data="status") if s == "FIXPOINT"}
-    made = {
-        root: len(fixpoints & (nx.descendants(vertical, root) | {root}))
-        for root in vertical
-        if vertical.in_degree(root) == 0
-    }
-    top = sorted(((r, n) for r, n in made.items() if n), key=lambda item: (-item[1], item[0]))[:3]
-    print(f"\nself-replicators alive or dead: {len(fixpoints)}")
-    print(f"  most self-replicators by lineage (networkx): {top}")
-    print(f"  Genealogy.most_successful_lineages(3):      {loaded.most_successful_lineages(3)}")
+    print(
+        f"version DAG: {versions.number_of_nodes()} versions, {versions.number_of_edges()} "
+        f"edges, acyclic: {nx.is_directed_acyclic_graph(versions)}; phylogeny a forest: "
+        f"{nx.is_forest(tree)}"
+    )
+    loaded = read_alife(csv_path)
+    assert set(loaded.edges) == set(tree.edges), "the ALife CSV must give back the same tree"
+    print(f"wrote {csv_path} ({loaded.number_of_nodes()} rows; read back: the same tree)")
 
-    # 2. In-degree of attacks: who is attacked most, who attacks most.
-    attacks = edges_of(graph, "attack")
-    victims = Counter(dict(attacks.in_degree())).most_common(3)
-    attackers = Counter(dict(attacks.out_degree())).most_common(3)
-    print(f"\nmost attacked (uid, attacks): {victims}")
-    print(f"most active attackers:        {attackers}")
+    # 1. The longest lineage: most generations of clones, and the longest influence chain.
+    generations = nx.dag_longest_path(tree)
+    print(f"\nlongest lineage (clone / melt generations): {len(generations) - 1} generations")
+    print("  " + " -> ".join(map(str, generations)))
+    chain = nx.dag_longest_path(versions)
+    print(
+        f"longest chain of influence: {len(chain)} versions over "
+        f"{len({uid for uid, _ in chain})} particles, epochs {versions.nodes[chain[0]]['epoch']}"
+        f" to {versions.nodes[chain[-1]]['epoch']}"
+    )
 
-    # 3. The longest time-ordered attack chain that shaped a living particle.
-    chains = {uid: loaded.attack_chain(uid) for uid in soup.particles}
-    uid, chain = max(chains.items(), key=lambda item: (len(item[1]), -item[0]))
-    print(f"\nlongest attack chain ends at {uid} ({len(chain)} attacks, newest first):")
-    for event in chain:
-        print(f"  epoch {event.epoch:>3}: {event.actor} attacked {event.target}")
+    # 2. The ancestry of every self-replicator alive at the end.
+    alive = [uid for uid, data in tree.nodes(data=True) if "death" not in data]
+    replicators = [uid for uid in alive if tree.nodes[uid].get("status") == "FIXPOINT"]
+    last_version = {}
+    for uid, k in versions.nodes:
+        last_version[uid] = max(k, last_version.get(uid, -1))
+    print(f"\nself-replicators alive at the end: {len(replicators)} of {len(alive)}")
+    for uid in replicators[:8]:
+        mine = (uid, last_version[uid])
+        ancestry = nx.ancestors(versions, mine)
+        shapers = {a for a, _ in ancestry} - {uid}
+        blood = list(nx.ancestors(tree, uid))
+        print(
+            f"  {uid}: {len(ancestry)} ancestor versions from {len(shapers)} other particles; "
+            f"clone ancestors {sorted(blood) or 'none'}"
+        )
+    if len(replicators) > 8:
+        print(f"  ... and {len(replicators) - 8} more")
 
-    # 4. Ancestors of the best particle.
-    best = best_particle(soup)
-    blood = nx.ancestors(vertical, best)
-    anyhow = nx.ancestors(graph, best)
-    assert blood == loaded.ancestors(best, kinds=VERTICAL)
-    assert anyhow == loaded.ancestors(best)
-    print(f"\nbest particle {best} (status {graph.nodes[best].get('status')}):")
-    print(f"  ancestors by clone/melt: {sorted(blood) or 'none'}")
-    print(f"  ancestors along any edge: {len(anyhow)} particles")
-    teachers = sorted({u for u, _, d in graph.in_edges(best, data=True) if d["kind"] == "learn"})
-    print(f"  learned from: {teachers or 'nobody'}")
+    # 3. The particle whose attacks reached the most descendants (time-respecting).
+    reached = defaultdict(set)
+    for source, target, kind in versions.edges(data="kind"):
+        if kind == "attack":
+            below = nx.descendants(versions, target) | {target}
+            reached[source[0]] |= {uid for uid, _ in below}
+    if reached:
+        champion, particles = max(reached.items(), key=lambda item: (len(item[1]), -item[0]))
+        attacks = sum(
+            1 for s, _, k in versions.edges(data="kind") if k == "attack" and s[0] == champion
+        )
+        print(
+            f"\nattacks that reached the most particles: {champion}'s {attacks} attacks reached "
+            f"{len(particles - {champion})} other particles"
+        )
+
+    # 4. Time from birth to fixpoint along a lineage: the first FIXPOINT version on the path
+    # from the root of a replicator's phylogeny down to it.
+    deepest = sorted(replicators, key=lambda uid: (-len(nx.ancestors(tree, uid)), uid))
+    for uid in deepest[:3]:
+        path = [*nx.ancestors(tree, uid), uid]
+        path.sort(key=lambda n: tree.nodes[n].get("birth", 0))
+        root = path[0]
+        fixpoints = [
+            data["epoch"]
+            for node, data in versions.nodes(data=True)
+            if node[0] in path and data.get("status") == "FIXPOINT"
+        ]
+        born = tree.nodes[root].get("birth", 0)
+        if not fixpoints:
+            continue
+        print(
+            f"\nlineage {' -> '.join(map(str, path))}: root born at epoch {born}, first "
+            f"self-replicator version at epoch {min(fixpoints)}: {min(fixpoints) - born} epochs"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Export and question a soup's genealogy.")
+    parser = argparse.ArgumentParser(description="Question a soup's genealogy with networkx.")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--particles", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)

@@ -336,3 +336,10 @@ class EventBatch(Sequence[Event]):
 
     def __repr__(self) -> str:
         return f"EventBatch(epoch={self.epoch}, kind={self.kind.value}, {self._size} events)"
+
+
+def inheritance_of(kind: EventKind | str) -> str | None:
+    """What an event kind passes on, from the registry: "horizontal", "vertical", "none", or
+    None (birth, death); a kind never registered passes on nothing ("none")."""
+    found = _KINDS.get(str(kind))
+    return found.inheritance if found is not None else "none"

@@ -337,7 +337,7 @@ def test_trajectories_hold_the_weights_of_that_epoch():
     epochs, uids, weights = soup.trajectories.arrays("ww")
     now = weights_by_uid(soup)
     for uid, row in zip(uids[epochs == 2], weights[epochs == 2], strict=True):
-        np.testing.assert_array_equal(row, now[int(uid)].numpy())
+        np.testing.assert_array_equal(row, now[int(uid)].float().numpy())
 
 
 def test_trajectories_off_records_nothing():
