@@ -36,6 +36,7 @@ from mesa.time import EventGenerator, Priority, Schedule
 
 from chemistry.genealogy import Genealogy
 from chemistry.increments import merge, records, split
+from chemistry.metrics import AgentRecords
 from chemistry.soup import Soup
 from chemistry.storage import file_sha256, write_atomically, write_text_atomically
 from particles.agent import Particle
@@ -119,6 +120,11 @@ def restore_soup_state(soup: Soup, tensors: dict[str, torch.Tensor], meta: dict[
         agent = Particle(soup, banks[bank_index], row, birth=birth, parents=parents, node=node)
         agent.unique_id = uid
         soup.particles[uid] = agent
+    births = [(node, birth) for _, _, _, birth, _, node in meta["particles"]]
+    soup.node_birth.fill_(-1)
+    if births:
+        nodes, values = zip(*births, strict=True)
+        soup.node_birth[list(nodes)] = torch.tensor(values, dtype=torch.long)
     soup.agent_id_counter = meta["agent_id_counter"]
     soup.rng.bit_generator.state = meta["numpy_rng"]
     soup.random.setstate(_restore_python_random(meta["python_random"]))
@@ -131,6 +137,8 @@ def restore_soup_state(soup: Soup, tensors: dict[str, torch.Tensor], meta: dict[
 
     for name, values in meta["model_vars"].items():
         soup.datacollector.model_vars[name] = list(values)
+    # Per-particle data are not checkpointed: they restart at the restored epoch.
+    soup.datacollector._collection_steps = [float(e) for e in meta["model_vars"].get("epoch", [])]
     for name in meta["trajectory_names"]:
         prefix = f"trajectories/{name}/"
         soup.trajectories.replace(
@@ -140,6 +148,9 @@ def restore_soup_state(soup: Soup, tensors: dict[str, torch.Tensor], meta: dict[
             tensors[prefix + "weights"].numpy(),
         )
     _set_clock(soup, float(meta["time"]))
+    if soup.datacollector.agent_reporters:
+        soup.datacollector._agent_records = {soup.time: AgentRecords(soup)}
+    soup._check_end()
 
 
 def _set_clock(soup: Soup, time: float) -> None:

@@ -16,94 +16,23 @@ import dataclasses
 import os
 import pickle
 import sys
-import time
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from chemistry.census import DivergenceWatch, turnover
-from chemistry.config import (
-    DTYPES,
-    TOPOLOGIES,
-    RunConfig,
-    apply_overrides,
-    apply_settings,
-    known_rules,
-    parse_config,
-    parse_setting,
-    read_config_file,
-    rule_parameters,
-    toml_value,
-)
-from chemistry.config.plugins import import_plugin, resolve_plugin
-from chemistry.experiments.command import add_reproduce_parser
+from chemistry import __version__
 from chemistry.lock import holder, release_held
-from chemistry.plots import plot_lineage
-from chemistry.runs import (
-    DATA_FILES,
-    MANIFEST_NAME,
-    RunDirectory,
-    RunFileError,
-    claim_run,
-    default_particle,
-    describe_lineage,
-    draw_figures,
-    final_counts,
-    format_bytes,
-    prepare_directory,
-    resume_run,
-    run_soup,
-    write_config,
-    write_run,
-)
-from chemistry.soup import SCHEDULES, Soup
+from chemistry.progress import ProgressBar
 from chemistry.storage import stale_temporaries
-from chemistry.threads import DEFAULT_THREADS, torch_threads
-from particles import ARCHITECTURES, PRESETS
-from particles.classification import Status
+
+# torch, Mesa, matplotlib and the configuration are imported by the commands that use them, so
+# that `chemistry --help`, `--version` and most argument errors answer at once.
+if TYPE_CHECKING:
+    from chemistry.config import RunConfig
+    from chemistry.soup import Soup
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr with live class counts (plain lines when not a TTY)."""
-
-    def __init__(self, total: int, stream=None, width: int = 30, start: int = 0) -> None:
-        self.total = max(total, 1)
-        self.start = start
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self.started = time.perf_counter()
-        self.interactive = self.stream.isatty()
-        self._last_tenth = -1
-
-    def update(self, done: int, counts: dict[str, int]) -> None:
-        """Show ``done`` of ``total`` epochs and the class counts."""
-        filled = int(self.width * done / self.total)
-        elapsed = time.perf_counter() - self.started
-        rate = (done - self.start) / elapsed if elapsed > 0 else 0.0
-        shown = " ".join(f"{name}={count}" for name, count in counts.items() if count)
-        line = (
-            f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} epochs "
-            f"{rate:5.1f}/s  {shown}"
-        )
-        if self.interactive:
-            self.stream.write("\r" + line.ljust(100))
-            self.stream.flush()
-        elif (tenth := 10 * done // self.total) != self._last_tenth:
-            self._last_tenth = tenth
-            self.stream.write(line + "\n")
-            self.stream.flush()
-
-    def interrupt(self, message: str) -> None:
-        """Print ``message`` on a line of its own (the bar goes on below it)."""
-        self.stream.write(("\n" if self.interactive else "") + message + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.interactive:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -111,6 +40,10 @@ class ProgressBar:
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    from chemistry.config import DTYPES, TOPOLOGIES, RunConfig
+    from chemistry.soup import SCHEDULES
+    from particles import ARCHITECTURES, PRESETS
+
     default = RunConfig.default()
     rules = {rule.type: rule.params for rule in default.rules}
     parser.add_argument(
@@ -257,6 +190,15 @@ OVERRIDES = (
 
 def resolve_run_config(arguments: argparse.Namespace) -> RunConfig:
     """The configuration file (or the default soup) with the command-line settings applied."""
+    from chemistry.config import (
+        apply_overrides,
+        apply_settings,
+        parse_config,
+        parse_setting,
+        read_config_file,
+    )
+    from chemistry.config.plugins import import_plugin, resolve_plugin
+
     flags = {name: getattr(arguments, name) for name in OVERRIDES}
     source = None
     raw: dict = {}
@@ -290,6 +232,8 @@ def _print_census(soup: Soup, config: RunConfig, out: Path, written: dict[str, P
     for name, count in counts.items():
         print(f"  {name.ljust(width)}  {count:6d}")
     print(f"self-replicators (non-zero fixpoints): {counts['FIXPOINT']}")
+    from chemistry.census import turnover
+
     last = turnover(soup, counts)
     print(f"last epoch: {last['respawned']} respawned, {last['diverged']} diverged")
     print(f"run directory: {out}")
@@ -300,6 +244,9 @@ def _print_census(soup: Soup, config: RunConfig, out: Path, written: dict[str, P
 
 def _advance(soup: Soup, config: RunConfig, out: Path, command: str) -> int | None:
     """Run to the configured epoch with a progress bar; returns an exit code if interrupted."""
+    from chemistry.census import DivergenceWatch, turnover
+    from chemistry.runs import RunDirectory, run_soup
+
     progress = ProgressBar(config.epochs, start=soup.epoch)
     watch = DivergenceWatch()
 
@@ -336,6 +283,8 @@ def _advance(soup: Soup, config: RunConfig, out: Path, command: str) -> int | No
 
 def run_command(arguments: argparse.Namespace) -> int:
     """Run a soup from a configuration file and/or settings, write its run directory."""
+    from chemistry.runs import prepare_directory, write_config, write_run
+
     config = resolve_run_config(arguments)
     if arguments.dry_run:
         config.build()  # also checks what only the soup can (rules against architectures)
@@ -363,6 +312,8 @@ def run_command(arguments: argparse.Namespace) -> int:
 
 def _intact(directory: Path) -> bool:
     """True if the run directory has its manifest and every data file matches it."""
+    from chemistry.runs import DATA_FILES, RunDirectory, RunFileError
+
     try:
         run = RunDirectory(directory)
         if run.manifest is None:
@@ -376,6 +327,15 @@ def _intact(directory: Path) -> bool:
 
 def resume_command(arguments: argparse.Namespace) -> int:
     """Continue a run from its latest checkpoint and write its run directory."""
+    from chemistry.runs import (
+        MANIFEST_NAME,
+        RunFileError,
+        claim_run,
+        resume_run,
+        write_config,
+        write_run,
+    )
+
     out: Path = arguments.run_dir
     claim_run(out)  # one writer: refuses a live run; removes a killed writer's temporary files
     soup, config = resume_run(out, epoch=arguments.checkpoint, epochs=arguments.epochs)
@@ -479,6 +439,8 @@ def sweep_command(arguments: argparse.Namespace) -> int:
 
 def plot_command(arguments: argparse.Namespace) -> int:
     """Re-draw the figures of a run directory from its files."""
+    from chemistry.runs import RunDirectory, draw_figures
+
     run = RunDirectory(arguments.run_dir)
     columns = run.metrics()
     trajectories = run.trajectories()
@@ -491,6 +453,9 @@ def plot_command(arguments: argparse.Namespace) -> int:
 
 def lineage_command(arguments: argparse.Namespace) -> int:
     """Print a particle's lineage and draw it."""
+    from chemistry.plots import plot_lineage
+    from chemistry.runs import RunDirectory, RunFileError, default_particle, describe_lineage
+
     run = RunDirectory(arguments.run_dir)
     genealogy = run.genealogy()
     if arguments.particle is None:
@@ -518,6 +483,16 @@ def lineage_command(arguments: argparse.Namespace) -> int:
 
 def info_command(arguments: argparse.Namespace) -> int:
     """Describe a run directory: configuration, progress, final counts, files, checkpoints."""
+    from chemistry.runs import (
+        DATA_FILES,
+        MANIFEST_NAME,
+        RunDirectory,
+        RunFileError,
+        final_counts,
+        format_bytes,
+    )
+    from particles.classification import Status
+
     run = RunDirectory(arguments.run_dir)
     config = run.config()
     manifest = run.manifest
@@ -553,10 +528,12 @@ def info_command(arguments: argparse.Namespace) -> int:
     counts = final_counts(columns)
     if counts:
         print(f"final counts (epoch {int(counts['epoch'])}):")
-        names = ["population"] + [status.name.lower() for status in Status]
+        # "particles": the living particles ("population" in run directories before 0.2)
+        living = "particles" if "particles" in counts else "population"
+        names = [living] + [status.name.lower() for status in Status]
         width = max(len(name) for name in names)
         for name in names:
-            label = name if name == "population" else name.upper()
+            label = name if name == living else name.upper()
             print(f"  {label.ljust(width)}  {int(counts[name]):6d}")
         print(f"  self-replicators (non-zero fixpoints): {int(counts['fixpoint'])}")
     print("files:")
@@ -588,6 +565,9 @@ def info_command(arguments: argparse.Namespace) -> int:
 
 def rules_command(arguments: argparse.Namespace) -> int:
     """List every rule a configuration can name, with its keys, defaults and meaning."""
+    from chemistry.config import known_rules, rule_parameters, toml_value
+    from chemistry.config.plugins import import_plugin, resolve_plugin
+
     for plugin in arguments.plugin:
         import_plugin(resolve_plugin(plugin, Path.cwd()))
     for name, cls in known_rules().items():
@@ -609,23 +589,38 @@ def rules_command(arguments: argparse.Namespace) -> int:
 
 def _viz_command(arguments: argparse.Namespace) -> int:
     """Serve the live view; imported lazily so the other commands need no Solara."""
-    from chemistry.viz import main as viz_main
-
+    try:
+        from chemistry.viz import main as viz_main
+    except ImportError as error:  # the viz extra is missing: say so in one paragraph
+        print(f"chemistry viz: error: {_one_paragraph(str(error))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return viz_main(arguments.viz_args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``chemistry`` command."""
+REPRODUCE_HELP = "reproduce experiments of the paper (results.csv, figures, REPORT.md)"
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``chemistry`` command.
+
+    With ``command``, only that command's arguments are built in full; ``run`` and
+    ``reproduce``, whose arguments need the configuration and the experiments (and so torch),
+    are otherwise just named with their help. None: every command in full.
+    """
+
+    def full(name: str) -> bool:
+        return command is None or command == name
+
     parser = argparse.ArgumentParser(
         prog="chemistry",
         description="An artificial chemistry of self-replicating neural networks.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--threads",
         type=int,
-        default=DEFAULT_THREADS,
-        help=f"torch threads (default {DEFAULT_THREADS}: particles are tiny, and more threads "
-        "stall on a shared CPU; results are bit-reproducible at a fixed thread count)",
+        help="torch threads (default: one; particles are tiny, and more threads stall on a "
+        "shared CPU; results are bit-reproducible at a fixed thread count)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
@@ -634,7 +629,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a soup (from CONFIG.toml, or the default soup) and write its run "
         "directory. Settings given as options override the configuration file.",
     )
-    _add_run_arguments(run)
+    if full("run"):
+        _add_run_arguments(run)
     run.set_defaults(handler=run_command)
 
     resume = commands.add_parser(
@@ -721,7 +717,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.set_defaults(handler=sweep_command)
 
-    add_reproduce_parser(commands)
+    if full("reproduce"):
+        from chemistry.experiments.command import add_reproduce_parser
+
+        add_reproduce_parser(commands, help=REPRODUCE_HELP)
+    else:
+        commands.add_parser("reproduce", help=REPRODUCE_HELP)
 
     viz = commands.add_parser(
         "viz",
@@ -758,14 +759,31 @@ def _one_paragraph(message: str) -> str:
     return " ".join(message.split())
 
 
+def _command_word(argv: list[str]) -> str:
+    """The command word of ``argv`` ("" without one): the first word that is neither an option
+    of the ``chemistry`` parser itself nor its value."""
+    words = iter(argv)
+    for word in words:
+        if word == "--threads":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``chemistry`` console script; returns the exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_word(argv))
     try:
         arguments = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     command = arguments.command
+    from chemistry.threads import DEFAULT_THREADS, torch_threads
+
+    if arguments.threads is None:
+        arguments.threads = DEFAULT_THREADS
     try:
         with torch_threads(arguments.threads):
             return arguments.handler(arguments)

@@ -6,17 +6,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import networkx as nx
+import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import networkx as nx  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
-
-from chemistry.storage import write_atomically  # noqa: E402
-from chemistry.trajectories import Projection  # noqa: E402
-from particles.classification import Status  # noqa: E402
+from chemistry.storage import write_atomically
+from chemistry.trajectories import Projection
+from particles.classification import Status
 
 STATUS_COLOURS = {
     "DIVERGENT": "#d62728",
@@ -34,19 +33,20 @@ EDGE_COLOURS = {
 }
 
 
-def save_figure(figure: plt.Figure, path: str | Path) -> Path:
-    """Save a figure atomically (format from the suffix, PNG by default) and close it."""
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Save a figure atomically (format from the suffix, PNG by default).
+
+    Figures here are ``matplotlib.figure.Figure`` objects, not pyplot's: nothing is registered
+    with pyplot (nothing to close) and the backend is never changed, so a notebook keeps its own.
+    """
     path = Path(path)
     file_format = path.suffix.lstrip(".") or "png"
-    try:
-        return write_atomically(
-            path,
-            lambda temporary: figure.savefig(
-                temporary, dpi=110, bbox_inches="tight", format=file_format
-            ),
-        )
-    finally:
-        plt.close(figure)
+    return write_atomically(
+        path,
+        lambda temporary: figure.savefig(
+            temporary, dpi=110, bbox_inches="tight", format=file_format
+        ),
+    )
 
 
 def plot_trajectories(
@@ -60,10 +60,10 @@ def plot_trajectories(
 
     The last point of each trajectory is marked with the colour of ``final_status[uid]``.
     """
-    figure = plt.figure(figsize=(8, 6))
+    figure = Figure(figsize=(8, 6))
     axes = figure.add_subplot(projection="3d")
     uids = np.unique(projection.uids)
-    palette = plt.get_cmap("tab20")
+    palette = matplotlib.colormaps.get_cmap("tab20")
     for index, uid in enumerate(uids):
         mask = projection.uids == uid
         order = np.argsort(projection.epochs[mask], kind="stable")
@@ -78,7 +78,7 @@ def plot_trajectories(
     axes.set_zlabel("epoch")
     axes.set_title(title)
     handles = [
-        plt.Line2D([], [], marker="o", linestyle="", color=c, label=s)
+        Line2D([], [], marker="o", linestyle="", color=c, label=s)
         for s, c in STATUS_COLOURS.items()
     ]
     axes.legend(handles=handles, loc="upper left", fontsize=7, title="final class")
@@ -92,7 +92,8 @@ def plot_counts(
     title: str = "Particles per class over epochs",
 ) -> Path:
     """Draw the number of particles of each class against the epoch (DataCollector columns)."""
-    figure, axes = plt.subplots(figsize=(8, 4.5))
+    figure = Figure(figsize=(8, 4.5))
+    axes = figure.subplots()
     epochs = np.asarray(columns["epoch"], dtype=float)
     for status in Status:
         values = np.asarray(columns[status.name.lower()], dtype=float)
@@ -159,7 +160,8 @@ def plot_lineage(
     last = end if end is not None else max(known, default=0)
     first = min(known, default=0)
     height = min(max(3.0, 0.03 * len(set(rows.values())) + 2.0), 14.0)
-    figure, axes = plt.subplots(figsize=(10, height))
+    figure = Figure(figsize=(10, height))
+    axes = figure.subplots()
     lines, colours, present_status = [], [], []
     for uid, data in graph.nodes(data=True):
         start, stop = data.get("birth", first), data.get("death", last)
@@ -197,7 +199,7 @@ def plot_lineage(
         ends = np.array([segment[1] for segment in segments], dtype=float)
         axes.scatter(ends[:, 0], ends[:, 1], s=10, color=colour, zorder=3)
         handles.append(
-            plt.Line2D(
+            Line2D(
                 [], [], color=colour, marker="o", markersize=3, label=f"{kind} (parent to child)"
             )
         )
@@ -215,11 +217,11 @@ def plot_lineage(
             zorder=3,
         )
         label = "respawn (newcomer)" if kind == "respawn" else f"{kind} (mark on the target)"
-        handles.append(plt.Line2D([], [], color=colour, marker=marker, linestyle="", label=label))
+        handles.append(Line2D([], [], color=colour, marker=marker, linestyle="", label=label))
     for status in [s for s in STATUS_COLOURS if s in present_status]:
-        handles.append(plt.Line2D([], [], color=STATUS_COLOURS[status], linewidth=2, label=status))
+        handles.append(Line2D([], [], color=STATUS_COLOURS[status], linewidth=2, label=status))
     if "unclassified" in present_status:
-        handles.append(plt.Line2D([], [], color="#cccccc", linewidth=2, label="unclassified"))
+        handles.append(Line2D([], [], color="#cccccc", linewidth=2, label="unclassified"))
     count = max(rows.values(), default=0) + 1
     axes.set_xlim(first - 0.5, last + 0.5)
     axes.set_ylim(-0.5, count - 0.5)

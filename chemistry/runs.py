@@ -441,6 +441,14 @@ def _require_directory(directory: Path) -> None:
         raise RunFileError(f"{directory} is not a directory")
 
 
+def _number(text: str) -> int | float:
+    """An int for a whole-number literal ("20"; counts), else a float ("0.5", "nan", "20.0")."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
 class RunDirectory:
     """Read the files of a run directory, with clear errors for missing or damaged files.
 
@@ -516,8 +524,8 @@ class RunDirectory:
         except ConfigError as error:
             raise RunFileError(str(error)) from None
 
-    def metrics(self) -> dict[str, list[float]]:
-        """The metrics table as {column: values}, checked to be complete."""
+    def metrics(self) -> dict[str, list[int | float]]:
+        """The metrics table as {column: values}, checked to be complete (counts as ints)."""
         path = self.verify("metrics.csv")
         try:
             with open(path, encoding="utf-8", newline="") as handle:
@@ -534,7 +542,7 @@ class RunDirectory:
                 f"metrics.csv in {self.path} has no column {missing[0]!r} (truncated or damaged "
                 f"header: {','.join(header)[:80]})"
             )
-        columns: dict[str, list[float]] = {name: [] for name in header}
+        columns: dict[str, list[int | float]] = {name: [] for name in header}
         for number, row in enumerate(rows[1:], 2):
             if len(row) != len(header):
                 raise RunFileError(
@@ -542,7 +550,7 @@ class RunDirectory:
                     f"{len(row)} values, the header has {len(header)}"
                 )
             try:
-                values = [float(value) for value in row]
+                values = [_number(value) for value in row]
             except ValueError:
                 raise RunFileError(
                     f"metrics.csv in {self.path} is damaged: line {number} holds a value that "

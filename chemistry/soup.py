@@ -8,8 +8,10 @@ records the events in the genealogy and collects data after every epoch.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,8 @@ import torch
 
 from chemistry.genealogy import Genealogy
 from chemistry.metrics import build_datacollector, epoch_metrics
+from chemistry.progress import ProgressBar
+from chemistry.rulebook import RuleSpec, build_rules
 from chemistry.threads import soup_cpu
 from chemistry.topology import Topology
 from chemistry.trajectories import Trajectories
@@ -97,7 +101,10 @@ class Soup(mesa.Model):
     """A population of particles acting on each other's weights, epoch after epoch.
 
     Args:
-        rules: the ordered schedule of ``Interaction`` objects run every epoch.
+        rules: the ordered schedule of rules run every epoch: ``Interaction`` objects, rule
+            names or factories, a string of names ("attack self_train respawn") or a callable
+            returning the rules (see ``chemistry.rulebook``); names and factories build fresh
+            rules for every soup.
         population: a particle count (of ``architecture``), or a mapping / list of
             (Architecture, count) for mixed soups; a weight tensor [n, r] in place of a count
             starts the soup from those particles instead of fresh ones.
@@ -117,6 +124,20 @@ class Soup(mesa.Model):
             order, every rule acting on the current weights; fidelity with the original code).
         record_every: record every particle's weights every k epochs (0 = never).
         collect_every: classify particles and collect data every k epochs (0 = never).
+        epochs: the epoch at which ``running`` turns False, so ``run_model()`` (and
+            ``mesa.batch_run``) stop there; None: no end.
+        stop_when: a condition ``stop_when(soup) -> bool`` checked after every epoch; when
+            True, ``running`` turns False.
+        collect_agents: collect per-particle data (``datacollector.get_agent_vars_dataframe()``,
+            one row per particle per collected epoch); switch off for big soups.
+        scenario: a Mesa ``Scenario`` (Mesa's tools pass one); the soup takes only its ``rng``,
+            when ``rng`` is not given.
+        **rule_settings: ``<rule>_<parameter>`` arguments of rules given by name
+            (``attack_chance=0.1``).
+
+    Attributes:
+        parameters: the arguments the soup was built with, as keywords:
+            ``type(soup)(**soup.parameters)`` builds it again (the live view's Reset does).
 
     Raises:
         ValueError: for an empty population, a topology with fewer nodes than particles, a
@@ -125,7 +146,7 @@ class Soup(mesa.Model):
 
     def __init__(
         self,
-        rules: Iterable[Interaction] = (),
+        rules: str | Iterable[RuleSpec] | Callable[[], Iterable[Interaction]] = (),
         *,
         population: int | Mapping[Architecture, int] | Sequence[tuple[Architecture, int]] = 20,
         architecture: Architecture | None = None,
@@ -138,13 +159,17 @@ class Soup(mesa.Model):
         schedule: str = "synchronous",
         record_every: int = 1,
         collect_every: int = 1,
+        epochs: int | None = None,
+        stop_when: Callable[[Soup], bool] | None = None,
+        collect_agents: bool = True,
+        scenario: Any = None,
+        **rule_settings: Any,
     ) -> None:
-        rules = list(rules)
-        for rule in rules:
-            if not isinstance(rule, Interaction):
-                raise ValueError(
-                    f"rule {rule!r} is not an Interaction; subclass interactions.Interaction"
-                )
+        rules = build_rules(rules, rule_settings)
+        if epochs is not None:
+            check_count("epochs", epochs, 0)
+        if stop_when is not None and not callable(stop_when):
+            raise ValueError(f"stop_when={stop_when!r} is not allowed; give a callable or None")
         settings = named_preset(preset)
         spec = _population_spec(population, architecture, settings)
         eps = settings.eps if eps is None else eps
@@ -169,6 +194,8 @@ class Soup(mesa.Model):
                 "particles; give a topology with at least as many nodes as particles"
             )
 
+        if rng is None and scenario is not None:
+            rng = getattr(scenario, "rng", None)
         super().__init__(rng=rng)
         self.rules = rules
         self.preset = settings
@@ -179,6 +206,8 @@ class Soup(mesa.Model):
         self.schedule = schedule
         self.record_every = record_every
         self.collect_every = collect_every
+        self.epochs = epochs
+        self.stop_when = stop_when
         # Two torch generators derived from Mesa's seeded numpy Generator: one for who meets whom
         # (node bookkeeping lives on the CPU), one for draws on weights (on the banks' device).
         seeds = self.rng.integers(0, 2**62, size=2)
@@ -197,6 +226,7 @@ class Soup(mesa.Model):
         self.node_uid = torch.full((nodes,), -1, dtype=torch.long)
         self.node_status = torch.full((nodes,), -1, dtype=torch.long)
         self.node_error = torch.full((nodes,), math.nan, dtype=torch.float64)
+        self.node_birth = torch.full((nodes,), -1, dtype=torch.long)
         self._occupancy: _Occupancy | None = None
         self.particles: dict[int, Particle] = {}
         self.genealogy_record = Genealogy()
@@ -227,8 +257,14 @@ class Soup(mesa.Model):
             births += self.spawn(arch, weights, placed)
             start += count
         self.genealogy_record.record(births)
-        self.datacollector = build_datacollector(self)
+        self.datacollector = build_datacollector(self, agents=collect_agents)
         self._observe()
+        self._check_end()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Soup:
+        soup = super().__new__(cls)
+        soup.parameters = _given_arguments(cls, args, kwargs)
+        return soup
 
     # ----------------------------------------------------------------------------------------
     # Population bookkeeping
@@ -401,6 +437,7 @@ class Soup(mesa.Model):
         self.node_bank[nodes] = self.bank_list.index(bank)
         self.node_row[nodes] = rows.cpu()
         self.node_uid[nodes] = torch.tensor(uids, dtype=torch.long)
+        self.node_birth[nodes] = epoch
         self.node_status[nodes] = -1
         self.node_error[nodes] = math.nan
         self.invalidate_occupancy()
@@ -427,6 +464,7 @@ class Soup(mesa.Model):
         self.node_bank[nodes] = -1
         self.node_row[nodes] = -1
         self.node_uid[nodes] = -1
+        self.node_birth[nodes] = -1
         self.node_status[nodes] = -1
         self.node_error[nodes] = math.nan
         self.invalidate_occupancy()
@@ -524,8 +562,11 @@ class Soup(mesa.Model):
     # ----------------------------------------------------------------------------------------
     # The epoch
 
-    def run_for(self, epochs: int) -> None:
+    def run_for(self, epochs: int, *, progress: bool = False) -> None:
         """Run ``epochs`` epochs (Mesa's ``run_for`` for a whole number of epochs >= 0).
+
+        With ``progress``, a tqdm bar (in a notebook: tqdm's widget) shows the epochs and the
+        live class counts. Runs past a configured end (``epochs=`` of the soup) too.
 
         Raises:
             ValueError: if ``epochs`` is not an integer >= 0.
@@ -533,8 +574,21 @@ class Soup(mesa.Model):
         if isinstance(epochs, np.integer):
             epochs = int(epochs)
         check_count("epochs", epochs, 0)
-        if epochs:
+        if not epochs:
+            return
+        if not progress:
             super().run_for(epochs)
+            return
+        with ProgressBar(self.epoch + epochs, start=self.epoch) as bar:
+            for _ in range(epochs):
+                super().run_for(1)
+                bar.show(self)
+
+    def _check_end(self) -> None:
+        """Turn ``running`` False at the configured end epoch or when ``stop_when`` holds."""
+        ended = self.epochs is not None and self.epoch >= self.epochs
+        if ended or (self.stop_when is not None and self.stop_when(self)):
+            self.running = False
 
     def step(self) -> None:
         """Run one epoch: every rule in order, then record events, weights and data.
@@ -560,6 +614,7 @@ class Soup(mesa.Model):
             self.genealogy_record.record(chunk)
         self._last_chunks = chunks
         self._observe()
+        self._check_end()
 
     def _run_rule(self, rule: Interaction, participants: Tensor | None) -> list[Event] | EventBatch:
         # Synchronous rules are called as rule(soup), the documented signature (DESIGN.md).
@@ -662,6 +717,23 @@ class Soup(mesa.Model):
     def summary(self) -> dict[str, Any]:
         """Epoch, population and class counts, for printing."""
         return {"epoch": self.epoch, "population": len(self), **self.status_counts()}
+
+
+def _given_arguments(cls: type, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments a soup (or subclass) was built with, as keywords: ``type(soup)(**them)``
+    builds the same soup again (Mesa's Reset button does so). A numpy Generator is copied
+    before the soup draws from it."""
+    try:
+        bound = inspect.signature(cls.__init__).bind_partial(None, *args, **kwargs)
+    except TypeError:
+        return dict(kwargs)  # the constructor will refuse the arguments with its own message
+    given: dict[str, Any] = {}
+    for name, value in list(bound.arguments.items())[1:]:  # without self
+        if bound.signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            given.update(value)
+        else:
+            given[name] = copy.deepcopy(value) if isinstance(value, np.random.Generator) else value
+    return given
 
 
 def _every_row(bank: WeightBank, rows: Tensor) -> bool:

@@ -408,7 +408,7 @@ def _check_metric(metric: str) -> None:
     from interactions.events import EventKind
 
     known = (
-        ["epoch", "population", *statuses]
+        ["epoch", "particles", *statuses]
         + ["fixpoint_error_median", "fixpoint_error_mean", "fixpoint_error_min"]
         + [f"events_{kind.value}" for kind in EventKind]
     )
@@ -872,7 +872,9 @@ def plot_summary(
     """
     if not sweep.parameter:
         return None
-    from chemistry.plots import plt, save_figure
+    from matplotlib.figure import Figure
+
+    from chemistry.plots import save_figure
 
     parameter = sweep.parameter
     others = [p for p in sweep.swept if p != parameter]
@@ -901,7 +903,8 @@ def plot_summary(
     keys = sorted(x_values, key=lambda k: x_values[k]) if numeric else list(x_values)
     position = {k: (float(x_values[k]) if numeric else i) for i, k in enumerate(keys)}
 
-    figure, axes = plt.subplots(figsize=(6.5, 4))
+    figure = Figure(figsize=(6.5, 4))
+    axes = figure.subplots()
     for group, by_x in samples.items():
         xs = [k for k in keys if k in by_x]
         means = [sum(by_x[k]) / len(by_x[k]) for k in xs]

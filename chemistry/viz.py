@@ -9,7 +9,9 @@ particles that attack, self-train and respawn (the paper's Fig 12 soup):
 * the class counts over epochs, read from the soup's Mesa DataCollector;
 * the genealogy: one lifeline per particle on its topology node, attacks drawn between them.
 
-Every browser session gets its own soup. The drawing functions (:func:`draw_particles`,
+Any soup can be shown: ``make_page(my_soup)`` (a soup with rules of your own too) or
+``chemistry viz CONFIG.toml``; Reset then rebuilds that same soup from the arguments it was
+built with. Every browser session gets its own soup. The drawing functions (:func:`draw_particles`,
 :func:`draw_counts`, :func:`draw_genealogy`) take any soup and a matplotlib ``Axes``, so they
 also work outside the page.
 
@@ -19,11 +21,13 @@ Needs the ``viz`` extra (``pip install -e '.[viz]'``: Mesa's ``mesa[viz]``, i.e.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -44,14 +48,17 @@ from chemistry.topology import Topology
 from interactions import Attack, Respawn, SelfTrain
 from particles.classification import Status
 
+MISSING_EXTRA = (
+    "the live view needs the viz extra (Mesa's SolaraViz and Solara), which is not installed "
+    "here: pip install 'self-replicating-chemistry[viz]' (in a clone: pip install -e '.[viz]')"
+)
+
 try:
     import solara
     from mesa.visualization import Slider, SolaraViz
     from mesa.visualization.utils import update_counter
-except ImportError as error:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "the live view needs the viz extra: pip install -e '.[viz]' (Mesa's SolaraViz, Solara)"
-    ) from error
+except ImportError as error:
+    raise ImportError(f"{MISSING_EXTRA} ({error})") from error
 
 __all__ = [
     "COMPONENTS",
@@ -69,6 +76,7 @@ __all__ = [
     "main",
     "make_page",
     "make_soup",
+    "page_soup",
     "page_assets",
     "particle_projection",
     "prepare_assets",
@@ -486,12 +494,39 @@ MODEL_PARAMS = {
 }
 
 
-def make_page(soup: Soup | None = None, *, play_interval: int = 150):
-    """A ``SolaraViz`` element showing ``soup`` (default: a fresh :func:`make_soup`)."""
+CONFIG_VARIABLE = "CHEMISTRY_VIZ_CONFIG"
+
+
+def page_soup(config: str | Path | None = None) -> Soup:
+    """The soup of a new page: built from the TOML ``config`` (default: the file named by the
+    environment variable ``CHEMISTRY_VIZ_CONFIG``, as ``chemistry viz CONFIG.toml`` sets it), or
+    the page's own :func:`make_soup` without one."""
+    config = config if config is not None else os.environ.get(CONFIG_VARIABLE) or None
+    if config is None:
+        return make_soup()
+    from chemistry.config import load_config
+
+    return load_config(config).build()
+
+
+def make_page(
+    soup: Soup | None = None, *, config: str | Path | None = None, play_interval: int = 150
+):
+    """A ``SolaraViz`` element showing any ``soup`` (or the soup of a TOML ``config``).
+
+    Reset rebuilds the same soup: the page's own soup (:class:`LiveSoup`) from the controls,
+    any other soup from the arguments it was built with (``soup.parameters``).
+    """
+    if soup is None:
+        soup = page_soup(config)
+    if isinstance(soup, LiveSoup):
+        params = MODEL_PARAMS
+    else:
+        params = dict(soup.parameters)
     return SolaraViz(
-        soup if soup is not None else make_soup(),
+        soup,
         components=list(COMPONENTS),
-        model_params=MODEL_PARAMS,
+        model_params=params,
         name="Self-replicating soup",
         play_interval=play_interval,
     )
@@ -500,7 +535,7 @@ def make_page(soup: Soup | None = None, *, play_interval: int = 150):
 @solara.component
 def Page():
     """The live view with a soup of its own for every browser session."""
-    soup = solara.use_memo(make_soup, [])
+    soup = solara.use_memo(page_soup, [])
     return make_page(soup)
 
 
@@ -627,14 +662,57 @@ def server_environment() -> dict[str, str]:
     }
 
 
+def serve(command: list[str], env: dict[str, str]) -> int:
+    """Run the server ``command`` in a process group of its own until it ends; SIGTERM or
+    SIGINT to this process ends the whole group (``solara run`` and anything it started).
+
+    Returns the server's exit code, or 128 + the signal's number when a signal ended it.
+    """
+    server = subprocess.Popen(command, env=env, start_new_session=True)
+    received: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        received.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        try:
+            code = server.wait()
+        finally:
+            if server.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.pid, signal.SIGTERM)
+                try:
+                    server.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(server.pid, signal.SIGKILL)
+                    server.wait()
+            with contextlib.suppress(ProcessLookupError):  # anything the server left behind
+                os.killpg(server.pid, signal.SIGKILL)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 + received[0] if received else code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the live view with ``solara run`` (blocks until interrupted); returns its exit code.
 
     First makes sure the page's browser assets are in Solara's cache (:func:`fetch_assets`);
     if that fails, Solara falls back to its CDN. Unknown arguments go on to ``solara run``.
+    With a configuration file, every page shows (and Reset rebuilds) the soup it describes.
     """
     parser = argparse.ArgumentParser(
         prog="chemistry viz", description="Serve the live view of a soup in the browser."
+    )
+    parser.add_argument(
+        "config",
+        nargs="?",
+        type=Path,
+        metavar="CONFIG.toml",
+        help="show the soup of this configuration file (default: the page's Fig 12 soup)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
@@ -642,16 +720,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-open", dest="open", action="store_false", help="do not open a browser"
     )
     arguments, rest = parser.parse_known_args(argv)
+    env = server_environment()
+    if arguments.config is not None:
+        from chemistry.config import load_config
+
+        load_config(arguments.config).build()  # a bad file fails here, with the config's message
+        env[CONFIG_VARIABLE] = str(arguments.config.resolve())
     prepare_assets()
     command = [
         sys.executable, "-m", "solara", "run", "chemistry.viz:Page",
         "--host", arguments.host, "--port", str(arguments.port),
         "--open" if arguments.open else "--no-open", *rest,
     ]  # fmt: skip
-    try:
-        return subprocess.call(command, env=server_environment())
-    except KeyboardInterrupt:
-        return 130
+    return serve(command, env)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Particle: the thin Mesa agent that stands for one network, a row of a WeightBank."""
+"""Particle: the thin Mesa agent that stands for one network, a row of a WeightBank.
+
+Per-particle state that the soup keeps in node-indexed tensors (class and fixpoint error at the
+last classification) is read through the agent, so a Mesa user finds it where Mesa puts it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import torch
 
 from particles.architectures import Architecture
 from particles.bank import WeightBank
+from particles.classification import Status
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -16,6 +21,10 @@ if TYPE_CHECKING:
 
 class Particle(mesa.Agent):
     """One small neural network living in a soup.
+
+    Attributes a Mesa user reads per agent: ``status`` (class name at the last classification),
+    ``fixpoint_error`` (q at that classification), ``architecture`` / ``architecture_name``,
+    ``birth`` (epoch), ``node`` (topology node), ``parents``, ``weights``.
 
     Its weights are not stored on the agent but in row ``row`` of ``bank``, so rules can act on a
     whole population with batched tensor operations. Mesa assigns ``unique_id``.
@@ -49,6 +58,31 @@ class Particle(mesa.Agent):
     @property
     def architecture(self) -> Architecture:
         return self.bank.architecture
+
+    @property
+    def architecture_name(self) -> str:
+        """The soup's name of its architecture ("ww", "agg", ...; "ww#1" for a second kind)."""
+        names = getattr(self.model, "architecture_names", {})
+        return names.get(self.architecture, self.architecture.reduction)
+
+    @property
+    def status(self) -> str | None:
+        """Its class at the soup's last classification (a ``Status`` name), None before any."""
+        code = self._node_value("node_status")
+        return Status(int(code)).name if code is not None and code >= 0 else None
+
+    @property
+    def fixpoint_error(self) -> float:
+        """Its fixpoint error q at the soup's last classification (nan before any)."""
+        value = self._node_value("node_error")
+        return float(value) if value is not None else float("nan")
+
+    def _node_value(self, name: str) -> float | int | None:
+        # The soup stores per-node values in tensors ``node_status`` / ``node_error``.
+        values = getattr(self.model, name, None)
+        if values is None or self.node is None:
+            return None
+        return values[self.node].item()
 
     @property
     def weights(self) -> torch.Tensor:

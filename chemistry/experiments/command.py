@@ -232,11 +232,11 @@ def reproduce(
     return report
 
 
-def add_reproduce_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``reproduce`` subcommand to the ``chemistry`` parser."""
-    parser = commands.add_parser(
-        "reproduce", help="reproduce experiments of the paper (results.csv, figures, REPORT.md)"
-    )
+def add_reproduce_parser(
+    commands: argparse._SubParsersAction, *, help: str | None = None
+) -> argparse.ArgumentParser:
+    """Add the ``reproduce`` subcommand (with its one-line ``help``) to the ``chemistry`` parser."""
+    parser = commands.add_parser("reproduce", help=help)
     parser.add_argument(
         "experiments",
         nargs="+",

@@ -6,18 +6,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from chemistry.plots import STATUS_COLOURS, save_figure  # noqa: E402
-from particles.classification import Status  # noqa: E402
+from chemistry.plots import STATUS_COLOURS, save_figure
+from particles.classification import Status
 
 
 def census_figure(counts: Mapping[str, Mapping[str, int]], path: Path, *, title: str) -> Path:
     """Stacked bars of final classes per particle type (SPEC §7 census)."""
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axes = figure.subplots()
     types = list(counts)
     bottom = np.zeros(len(types))
     for status in Status:
@@ -45,9 +45,10 @@ def box_figure(
     references: Sequence[float] = (),
 ) -> Path:
     """Side-by-side box plots: one box per label for each named group."""
-    figure, axes = plt.subplots(figsize=(9, 4))
+    figure = Figure(figsize=(9, 4))
+    axes = figure.subplots()
     width = 0.8 / max(len(groups), 1)
-    palette = plt.get_cmap("tab10")
+    palette = matplotlib.colormaps.get_cmap("tab10")
     for index, (name, series) in enumerate(groups.items()):
         positions = np.arange(len(labels)) + (index - (len(groups) - 1) / 2) * width
         data = [np.asarray(values, dtype=float) for values in series]
@@ -86,7 +87,8 @@ def lines_figure(
     ylabel: str,
 ) -> Path:
     """One line per named series against a shared x axis."""
-    figure, axes = plt.subplots(figsize=(6.5, 4))
+    figure = Figure(figsize=(6.5, 4))
+    axes = figure.subplots()
     for name, values in series.items():
         axes.plot(x, values, marker="o", markersize=3, label=name)
     axes.set_xlabel(xlabel)
@@ -111,9 +113,9 @@ def trajectory_figure(
     (application or step) and whose ``uids`` name the particles; the last point of each path is
     drawn in the colour of ``final_status[uid]`` (a ``Status`` name) when given.
     """
-    figure = plt.figure(figsize=(7.5, 6))
+    figure = Figure(figsize=(7.5, 6))
     axes = figure.add_subplot(projection="3d")
-    palette = plt.get_cmap("tab10")
+    palette = matplotlib.colormaps.get_cmap("tab10")
     for index, uid in enumerate(np.unique(projection.uids)):
         mask = projection.uids == uid
         order = np.argsort(projection.epochs[mask], kind="stable")
@@ -131,7 +133,7 @@ def trajectory_figure(
     if final_status:
         shown = sorted(set(final_status.values()), key=lambda name: Status[name])
         handles = [
-            plt.Line2D([], [], marker="o", linestyle="", color=STATUS_COLOURS[name], label=name)
+            Line2D([], [], marker="o", linestyle="", color=STATUS_COLOURS[name], label=name)
             for name in shown
         ]
         axes.legend(handles=handles, loc="upper left", fontsize=7, title="final class")
@@ -159,7 +161,8 @@ def paired_figure(
     """
     from matplotlib.collections import LineCollection
 
-    figure, axes = plt.subplots(figsize=(10, 4.5))
+    figure = Figure(figsize=(10, 4.5))
+    axes = figure.subplots()
     positive = [v for series in (*before, *after) for v in series if v > 0]
     floor = floor if floor is not None else (min(positive) / 10 if positive else 1e-12)
     segments, segment_colours = [], []
@@ -185,8 +188,8 @@ def paired_figure(
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)
-    handles = [plt.Line2D([], [], color=c, label=k) for k, c in colours.items()]
-    handles.append(plt.Line2D([], [], color="grey", linestyle=":", label="≤ 0 drawn here"))
+    handles = [Line2D([], [], color=c, label=k) for k, c in colours.items()]
+    handles.append(Line2D([], [], color="grey", linestyle=":", label="≤ 0 drawn here"))
     axes.legend(handles=handles, fontsize=7, loc="lower left")
     return save_figure(figure, path)
 
@@ -205,7 +208,8 @@ def scatter_figure(
     cmap: str = "viridis_r",
 ) -> Path:
     """Scatter of y against x with points coloured by a value (colour bar) and the diagonal."""
-    figure, axes = plt.subplots(figsize=(6, 5.5))
+    figure = Figure(figsize=(6, 5.5))
+    axes = figure.subplots()
     points = axes.scatter(x, y, c=colour, cmap=cmap, s=10, alpha=0.8)
     if diagonal:
         axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
@@ -230,9 +234,9 @@ def family_trajectories_figure(
     ``projection`` is a ``chemistry.trajectories.Projection``; ``family_of`` maps a uid to its
     family index; uids in ``emphasised`` (e.g. parents) are drawn thicker and dashed.
     """
-    figure = plt.figure(figsize=(8, 6))
+    figure = Figure(figsize=(8, 6))
     axes = figure.add_subplot(projection="3d")
-    palette = plt.get_cmap("tab10")
+    palette = matplotlib.colormaps.get_cmap("tab10")
     for uid in np.unique(projection.uids):
         mask = projection.uids == uid
         order = np.argsort(projection.epochs[mask], kind="stable")
@@ -263,11 +267,9 @@ def family_trajectories_figure(
     axes.set_zlabel("epoch")
     axes.set_title(title)
     families = sorted({f for f in family_of.values() if f >= 0})
-    handles = [plt.Line2D([], [], color=palette(f % 10), label=f"family {f}") for f in families]
+    handles = [Line2D([], [], color=palette(f % 10), label=f"family {f}") for f in families]
     if emphasised:
-        handles.append(
-            plt.Line2D([], [], color="black", linestyle="--", linewidth=2, label="parent")
-        )
+        handles.append(Line2D([], [], color="black", linestyle="--", linewidth=2, label="parent"))
     axes.legend(handles=handles, loc="upper left", fontsize=7)
     return save_figure(figure, path)
 
@@ -283,11 +285,12 @@ def epoch_lines_figure(
 ) -> Path:
     """Lines against a shared x axis on a log y axis; series whose names start alike
     (up to the first space) share a line style, the rest of the name picks the colour."""
-    figure, axes = plt.subplots(figsize=(6.5, 4))
+    figure = Figure(figsize=(6.5, 4))
+    axes = figure.subplots()
     styles = ["-", "--", ":", "-."]
     prefixes = list(dict.fromkeys(name.split(" ", 1)[0] for name in series))
     suffixes = list(dict.fromkeys(name.split(" ", 1)[-1] for name in series))
-    palette = plt.get_cmap("tab10")
+    palette = matplotlib.colormaps.get_cmap("tab10")
     for name, values in series.items():
         prefix, suffix = name.split(" ", 1)[0], name.split(" ", 1)[-1]
         values = np.asarray(values, dtype=float)

@@ -18,12 +18,9 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from chemistry.experiments.base import (  # noqa: E402
+from chemistry.experiments.base import (
     Claim,
     Context,
     Experiment,
@@ -31,9 +28,9 @@ from chemistry.experiments.base import (  # noqa: E402
     Scaled,
     write_rows,
 )
-from chemistry.plots import save_figure  # noqa: E402
-from particles.quine import Quine  # noqa: E402
-from particles.quine_training import (  # noqa: E402
+from chemistry.plots import save_figure
+from particles.quine import Quine
+from particles.quine_training import (
     QuineRun,
     load_task,
     mnist_available,
@@ -82,7 +79,8 @@ def _history_rows(method: str, run: QuineRun, row: int = 0, **extra) -> list[dic
 
 def _curves_figure(curves: dict[str, tuple[list, list, list]], path: Path, *, title: str) -> Path:
     """Two panels, L_SR and ρ (log scales) against updates (epochs and regenerations)."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    figure = Figure(figsize=(11, 4))
+    left, right = figure.subplots(1, 2)
     for name, (steps, loss, rho) in curves.items():
         left.plot(steps, [max(v, 1e-30) for v in loss], marker="o", markersize=2, label=name)
         right.plot(steps, rho, marker="o", markersize=2, label=name)
@@ -274,7 +272,8 @@ def quine_run(
 
 
 def _accuracy_figure(points, baseline: float, path: Path, *, title: str) -> Path:
-    figure, axes = plt.subplots(figsize=(6.5, 4))
+    figure = Figure(figsize=(6.5, 4))
+    axes = figure.subplots()
     rho = [p[1] for p in points]
     accuracy = [100 * p[2] for p in points]
     axes.plot(rho, accuracy, marker="o")

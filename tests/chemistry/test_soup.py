@@ -259,7 +259,7 @@ def test_a_mixed_soup_runs_every_rule_across_architectures():
         per_type = rows[[f"{s.name.lower()}[{name}]" for s in Status]].sum(axis=1)
         assert (per_type >= 0).all()
     totals = sum(rows[[f"{s.name.lower()}[{n}]" for s in Status]].sum(axis=1) for n in names)
-    assert (totals == rows["population"]).all()
+    assert (totals == rows["particles"]).all()
 
 
 def test_sequential_schedule_runs_and_differs_from_synchronous():
@@ -346,15 +346,16 @@ def test_trajectories_off_records_nothing():
     assert len(soup.trajectories) == 0
 
 
-def test_datacollector_rows_are_floats_and_counts_sum_to_the_population():
+def test_datacollector_counts_are_integers_and_sum_to_the_particles():
     soup = busy_soup(seed=9)
     soup.run_for(6)
     rows = soup.datacollector.get_model_vars_dataframe()
     assert len(rows) == 7 and rows["epoch"].tolist() == list(range(7))
     for column, values in soup.datacollector.model_vars.items():
-        assert all(type(v) is float for v in values), column
+        kind = float if column.startswith("fixpoint_error") else int
+        assert all(type(v) is kind for v in values), column
     counts = rows[[s.name.lower() for s in Status]].sum(axis=1)
-    assert (counts == rows["population"]).all() and (rows["population"] == 12).all()
+    assert (counts == rows["particles"]).all() and (rows["particles"] == 12).all()
     last = soup.last_events
     for kind in EventKind:
         assert rows[f"events_{kind.value}"].iloc[-1] == len(by_kind(last, kind))
@@ -386,8 +387,13 @@ class Bad(Interaction):
         ({"population": {Weightwise(): 0}}, ("empty",)),
         ({"population": 10, "topology": Topology.ring(5)}, ("5 nodes", "10 particles")),
         ({"population": 10, "topology": "ring"}, ("topology='ring'",)),
-        ({"rules": [SelfTrain(1), "attack"]}, ("'attack'", "Interaction")),
-        ({"rules": [Attack]}, ("Attack", "Interaction")),
+        ({"rules": [SelfTrain(1), 3]}, ("3", "Interaction")),
+        ({"rules": [SelfTrain(1), "atack"]}, ("'atack'", "attack, learn")),
+        ({"rules": [SelfTrain(1), "attack"]}, ("'attack'", "attack_chance=")),
+        ({"rules": [Attack]}, ("Attack", "without arguments")),
+        ({"rules": ["attack"], "attack_chanse": 0.1}, ("attack_chanse", "attack_chance")),
+        ({"rules": [SelfTrain(1)], "popultion": 5}, ("popultion",)),
+        ({"epochs": -2}, ("epochs=-2",)),
         ({"eps": 0}, ("eps=0",)),
         ({"eps": -1e-5}, ("eps=-1e-05",)),
         ({"schedule": "async"}, ("schedule='async'",)),

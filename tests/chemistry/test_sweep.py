@@ -138,7 +138,7 @@ def test_local_sweep_writes_runs_results_and_summary(local_sweep, tmp_path):
         ("5", "0.5"),
     }
     assert sorted(row["seed"] for row in rows) == ["0"] * 4 + ["1"] * 4
-    assert all(float(row["epoch"]) == 3.0 and float(row["population"]) == 6 for row in rows)
+    assert all(float(row["epoch"]) == 3.0 and float(row["particles"]) == 6 for row in rows)
     assert (out / "summary.png").stat().st_size > 1000
     assert json.loads((out / "sweep.json").read_text())["seeds"] == [0, 1]
     assert report.count("ran") == 8

@@ -8,6 +8,7 @@ is skipped where /usr/bin/chromium is missing (``.ci/run`` installs it).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -28,7 +29,7 @@ import ipywidgets  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from chemistry import Soup, viz  # noqa: E402
-from interactions import Attack, Respawn, SelfTrain  # noqa: E402
+from interactions import Attack, Interaction, Respawn, SelfTrain  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "examples" / "app.py"
@@ -233,11 +234,131 @@ def test_prepare_assets_warns_instead_of_failing(monkeypatch):
 def test_main_serves_the_page_with_solara_on_loopback(monkeypatch):
     calls = []
     monkeypatch.setattr(viz, "fetch_assets", lambda: [])
-    monkeypatch.setattr(viz.subprocess, "call", lambda command, env: calls.append(command) or 0)
+    monkeypatch.setattr(viz, "serve", lambda command, env: calls.append((command, env)) or 0)
     assert viz.main(["--port", "8899", "--no-open"]) == 0
-    (command,) = calls
+    ((command, env),) = calls
     assert command[:5] == [sys.executable, "-m", "solara", "run", "chemistry.viz:Page"]
     assert command[5:] == ["--host", "127.0.0.1", "--port", "8899", "--no-open"]
+    assert viz.CONFIG_VARIABLE not in env
+
+
+def test_main_with_a_config_file_passes_it_to_every_page(monkeypatch, tmp_path):
+    config = tmp_path / "ring.toml"
+    config.write_text('seed = 4\n[topology]\nkind = "ring"\n[[population]]\ncount = 7\n')
+    calls = []
+    monkeypatch.setattr(viz, "fetch_assets", lambda: [])
+    monkeypatch.setattr(viz, "serve", lambda command, env: calls.append(env) or 0)
+    assert viz.main([str(config), "--no-open"]) == 0
+    (env,) = calls
+    assert env[viz.CONFIG_VARIABLE] == str(config.resolve())
+    monkeypatch.setenv(viz.CONFIG_VARIABLE, env[viz.CONFIG_VARIABLE])
+    soup = viz.page_soup()
+    assert len(soup) == 7 and soup.topology.num_nodes == 7
+    _, rc = _render(soup)
+    assert _caption(rc) == "epoch 0 · 7 particles · OTHER 7"
+
+
+def test_a_bad_config_file_is_refused_before_serving(monkeypatch, tmp_path, capsys):
+    from chemistry import cli
+
+    config = tmp_path / "bad.toml"
+    config.write_text("epochs = -1\n")
+    monkeypatch.setattr(viz, "serve", lambda command, env: pytest.fail("served a bad config"))
+    assert cli.main(["viz", str(config), "--no-open"]) == 2
+    err = capsys.readouterr().err
+    assert "epochs" in err and "Traceback" not in err
+
+
+def test_viz_without_the_extra_says_how_to_install_it(monkeypatch, capsys):
+    from chemistry import cli
+
+    monkeypatch.setitem(sys.modules, "solara", None)  # import solara now fails
+    monkeypatch.delitem(sys.modules, "chemistry.viz")
+    assert cli.main(["viz", "--no-open"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "needs the viz extra" in err and "pip install" in err
+
+
+@pytest.mark.slow
+def test_sigterm_to_chemistry_viz_stops_the_server(tmp_path):
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log = tmp_path / "viz.log"
+    with open(log, "wb") as output:
+        viz_process = subprocess.Popen(
+            [sys.executable, "-m", "chemistry.cli", "viz", "--no-open", "--port", str(port)],
+            cwd=ROOT,
+            env={**viz.server_environment(), "PYTHONPATH": str(ROOT)},
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_served(url, viz_process, log, timeout=90)
+        viz_process.send_signal(signal.SIGTERM)
+        assert viz_process.wait(timeout=30) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) != 0:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"the server still answers on port {port} after SIGTERM")
+    finally:
+        if viz_process.poll() is None:
+            viz_process.kill()
+            viz_process.wait()
+
+
+# ------------------------------------------------------------------------------ any soup
+
+
+class Flatten(Interaction):
+    """A user rule: every particle's weights shrink tenfold (a soup that dies out)."""
+
+    def __call__(self, soup, participants=None):
+        for bank, _, rows in soup.groups(soup.occupied_nodes()):
+            bank.write(rows, bank.read(rows) * 0.1)
+        return []
+
+
+def custom_soup() -> Soup:
+    return Soup([Flatten()], population=9, rng=3, eps=1e-3)
+
+
+def test_a_custom_soup_with_a_user_rule_renders_and_reset_keeps_it():
+    soup = custom_soup()
+    _, rc = _render(soup)
+    assert _caption(rc) == "epoch 0 · 9 particles · OTHER 9"
+    for _ in range(3):
+        rc.find(v.Btn, children=["Step"]).widget.click()
+    assert soup.epoch == 3
+    after_steps = _caption(rc)
+    assert after_steps.startswith("epoch 3 · 9 particles") and "ZERO" in after_steps
+    rc.find(v.Btn, children=["Reset"]).widget.click()
+    assert _caption(rc) == "epoch 0 · 9 particles · OTHER 9"
+    for _ in range(3):
+        rc.find(v.Btn, children=["Step"]).widget.click()
+    assert _caption(rc) == after_steps  # the same soup again: same rule, same seed
+
+
+def test_reset_rebuilds_a_soup_from_rule_names_and_settings():
+    soup = Soup("attack self_train", population=6, rng=2, attack_chance=0.5, self_train_steps=1)
+    assert soup.parameters == {
+        "rules": "attack self_train",
+        "population": 6,
+        "rng": 2,
+        "attack_chance": 0.5,
+        "self_train_steps": 1,
+    }
+    _, rc = _render(soup)
+    rc.find(v.Btn, children=["Step"]).widget.click()
+    first = _caption(rc)
+    rc.find(v.Btn, children=["Reset"]).widget.click()
+    rc.find(v.Btn, children=["Step"]).widget.click()
+    assert _caption(rc) == first and first.startswith("epoch 1 · 6 particles")
 
 
 # ------------------------------------------------------------------------------ a real browser
@@ -287,13 +408,17 @@ def _assert_not_blank(png: bytes, what: str, *, colours: int, top_share: float) 
     assert most < top_share * width * height, f"{what}: {most / (width * height):.0%} is one colour"
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason=f"Debian's chromium is not installed at {CHROMIUM} "
     "(.ci/run installs it: apt-get install chromium)",
 )
-def test_page_in_headless_chromium(tmp_path):
+
+
+@contextlib.contextmanager
+def _browser_page(app: Path, tmp_path: Path):
+    """``solara run app`` on a free loopback port and a headless Chromium page on it, loaded
+    up to the counts caption; yields (page, Playwright's sync_api)."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (.[test])")
     try:
         viz.fetch_assets()  # offline machines: Solara's CDN files from the npm registry
@@ -305,10 +430,10 @@ def test_page_in_headless_chromium(tmp_path):
     log = tmp_path / "solara.log"
     with open(log, "wb") as output:
         server = subprocess.Popen(
-            [sys.executable, "-m", "solara", "run", str(APP), "--host", "127.0.0.1"]
+            [sys.executable, "-m", "solara", "run", str(app), "--host", "127.0.0.1"]
             + ["--port", str(port), "--no-open"],
             cwd=ROOT,
-            env=viz.server_environment(),
+            env={**viz.server_environment(), "PYTHONPATH": str(ROOT)},
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -329,22 +454,84 @@ def test_page_in_headless_chromium(tmp_path):
                 except sync_api.Error as error:
                     page.screenshot(path=tmp_path / "not-loaded.png")
                     pytest.fail(f"the page did not load: {error}{assets_note}\n{log.read_text()}")
-                page.get_by_role("button", name="Step").click()
-                page.get_by_text("epoch 1 ·").wait_for(state="attached")
-                page.wait_for_function(
-                    "() => { const plots = [...document.querySelectorAll('img.widget-image')];"
-                    " return plots.length >= 3"
-                    " && plots.every(p => p.complete && p.naturalWidth > 100); }"
-                )
-                page.wait_for_timeout(300)  # let the new images paint
-                screenshot = page.screenshot(full_page=True)
-                (tmp_path / "live_view.png").write_bytes(screenshot)
-                _assert_not_blank(screenshot, "the page", colours=50, top_share=0.9)
-                plots = page.locator("img.widget-image")
-                for index in range(3):
-                    plot = plots.nth(index).screenshot()
-                    _assert_not_blank(plot, f"plot {index}", colours=20, top_share=0.98)
+                yield page, sync_api
             finally:
                 browser.close()
     finally:
         _stop(server)
+
+
+def _wait_for_plots(page) -> None:
+    page.wait_for_function(
+        "() => { const plots = [...document.querySelectorAll('img.widget-image')];"
+        " return plots.length >= 3"
+        " && plots.every(p => p.complete && p.naturalWidth > 100); }"
+    )
+    page.wait_for_timeout(300)  # let the new images paint
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_page_in_headless_chromium(tmp_path):
+    with _browser_page(APP, tmp_path) as (page, _):
+        page.get_by_role("button", name="Step").click()
+        page.get_by_text("epoch 1 ·").wait_for(state="attached")
+        _wait_for_plots(page)
+        screenshot = page.screenshot(full_page=True)
+        (tmp_path / "live_view.png").write_bytes(screenshot)
+        _assert_not_blank(screenshot, "the page", colours=50, top_share=0.9)
+        plots = page.locator("img.widget-image")
+        for index in range(3):
+            plot = plots.nth(index).screenshot()
+            _assert_not_blank(plot, f"plot {index}", colours=20, top_share=0.98)
+
+
+CUSTOM_APP = """
+import solara
+import torch
+
+from chemistry import Soup
+from chemistry.viz import make_page
+from interactions import Interaction
+
+
+class Flatten(Interaction):
+    def __call__(self, soup, participants=None):
+        for bank, _, rows in soup.groups(soup.occupied_nodes()):
+            bank.write(rows, bank.read(rows) * 0.1)
+        return []
+
+
+@solara.component
+def Page():
+    soup = solara.use_memo(lambda: Soup([Flatten()], population=9, rng=3, eps=1e-3), [])
+    return make_page(soup)
+"""
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_custom_soup_with_a_user_rule_in_headless_chromium_and_reset_keeps_it(tmp_path):
+    app = tmp_path / "custom_app.py"
+    app.write_text(CUSTOM_APP)
+
+    def caption(page) -> str:
+        return page.get_by_text("particles ·").first.inner_text().strip()
+
+    with _browser_page(app, tmp_path) as (page, _):
+        assert caption(page) == "epoch 0 · 9 particles · OTHER 9"
+        step = page.get_by_role("button", name="Step")
+        for epoch in (1, 2, 3):
+            step.click()
+            page.get_by_text(f"epoch {epoch} ·").wait_for(state="attached")
+        stepped = caption(page)
+        assert stepped.startswith("epoch 3 · 9 particles") and "ZERO" in stepped
+        _wait_for_plots(page)
+        _assert_not_blank(page.screenshot(full_page=True), "the page", colours=50, top_share=0.9)
+        page.get_by_role("button", name="Reset").click()
+        page.get_by_text("epoch 0 ·").wait_for(state="attached")
+        assert caption(page) == "epoch 0 · 9 particles · OTHER 9"
+        for epoch in (1, 2, 3):
+            step.click()
+            page.get_by_text(f"epoch {epoch} ·").wait_for(state="attached")
+        assert caption(page) == stepped
