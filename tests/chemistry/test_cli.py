@@ -414,6 +414,11 @@ def test_a_run_above_whole_exports_up_to_writes_only_streamed_tables(tmp_path, c
     )
     for node, data in g.nodes(data=True):
         assert h.nodes[node].get("status") == data.get("status")
+    from chemistry.frames import load
+
+    loaded, reference = load(big.path), load(whole.path)
+    assert loaded.trajectories.equals(reference.trajectories)
+    assert sorted(loaded.genealogy.graph.nodes) == sorted(g.nodes)
     capsys.readouterr()
     for command in (["info"], ["plot"], ["lineage"], ["lineage", "--particle", "2"]):
         assert main([command[0], str(big.path), *command[1:]]) == 0, command
