@@ -20,6 +20,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from chemistry.census import DivergenceWatch, turnover
 from chemistry.config import (
     DTYPES,
     TOPOLOGIES,
@@ -35,12 +36,14 @@ from chemistry.config import (
 )
 from chemistry.config.plugins import import_plugin, resolve_plugin
 from chemistry.experiments.command import add_reproduce_parser
+from chemistry.lock import holder, release_held
 from chemistry.plots import plot_lineage
 from chemistry.runs import (
     DATA_FILES,
     MANIFEST_NAME,
     RunDirectory,
     RunFileError,
+    claim_run,
     default_particle,
     describe_lineage,
     draw_figures,
@@ -53,6 +56,7 @@ from chemistry.runs import (
     write_run,
 )
 from chemistry.soup import SCHEDULES, Soup
+from chemistry.storage import stale_temporaries
 from chemistry.threads import DEFAULT_THREADS, torch_threads
 from particles import ARCHITECTURES, PRESETS
 from particles.classification import Status
@@ -90,6 +94,11 @@ class ProgressBar:
             self._last_tenth = tenth
             self.stream.write(line + "\n")
             self.stream.flush()
+
+    def interrupt(self, message: str) -> None:
+        """Print ``message`` on a line of its own (the bar goes on below it)."""
+        self.stream.write(("\n" if self.interactive else "") + message + "\n")
+        self.stream.flush()
 
     def close(self) -> None:
         if self.interactive:
@@ -281,6 +290,8 @@ def _print_census(soup: Soup, config: RunConfig, out: Path, written: dict[str, P
     for name, count in counts.items():
         print(f"  {name.ljust(width)}  {count:6d}")
     print(f"self-replicators (non-zero fixpoints): {counts['FIXPOINT']}")
+    last = turnover(soup, counts)
+    print(f"last epoch: {last['respawned']} respawned, {last['diverged']} diverged")
     print(f"run directory: {out}")
     for key in ("config", "metrics", "genealogy_json", "counts_figure", "lineage_figure"):
         if key in written:
@@ -290,8 +301,17 @@ def _print_census(soup: Soup, config: RunConfig, out: Path, written: dict[str, P
 def _advance(soup: Soup, config: RunConfig, out: Path, command: str) -> int | None:
     """Run to the configured epoch with a progress bar; returns an exit code if interrupted."""
     progress = ProgressBar(config.epochs, start=soup.epoch)
+    watch = DivergenceWatch()
+
+    def on_epoch(soup: Soup) -> None:
+        counts = soup.status_counts()
+        last = turnover(soup, counts)
+        progress.update(soup.epoch, counts | last)
+        if warning := watch.update(soup, last["diverged"]):
+            progress.interrupt(f"chemistry {command}: {warning}")
+
     try:
-        run_soup(soup, config, out, on_epoch=lambda s: progress.update(s.epoch, s.status_counts()))
+        run_soup(soup, config, out, on_epoch=on_epoch)
     except KeyboardInterrupt:
         progress.close()
         entries = []
@@ -357,7 +377,8 @@ def _intact(directory: Path) -> bool:
 def resume_command(arguments: argparse.Namespace) -> int:
     """Continue a run from its latest checkpoint and write its run directory."""
     out: Path = arguments.run_dir
-    soup, config = resume_run(out, epoch=arguments.checkpoint)
+    claim_run(out)  # one writer: refuses a live run; removes a killed writer's temporary files
+    soup, config = resume_run(out, epoch=arguments.checkpoint, epochs=arguments.epochs)
     manifest = out / MANIFEST_NAME
     if arguments.epochs is not None:
         if arguments.epochs < soup.epoch:
@@ -502,8 +523,9 @@ def info_command(arguments: argparse.Namespace) -> int:
     manifest = run.manifest
     checkpoints = run.checkpoints()
     good = [entry["epoch"] for entry in checkpoints if entry["state"] == "ok"]
+    running = holder(run.path)
     problems = []
-    for name in DATA_FILES:
+    for name in DATA_FILES if running is None else ():  # a live writer replaces files
         if (run.path / name).exists():
             try:
                 run.verify(name)
@@ -512,7 +534,9 @@ def info_command(arguments: argparse.Namespace) -> int:
     columns = {}
     if (run.path / "metrics.csv").exists() and not any("metrics.csv" in p for p in problems):
         columns = run.metrics()
-    if manifest is not None:
+    if running is not None:
+        state = f"running (process {running or '?'} holds its lock); files may change"
+    elif manifest is not None:
         state = f"finished, {manifest.get('epoch')} of {config.epochs} epochs"
         if not problems:
             state += f" (data files match {MANIFEST_NAME})"
@@ -548,6 +572,11 @@ def info_command(arguments: argparse.Namespace) -> int:
         )
     else:
         print("checkpoints: none")
+    if running is None and (stale := stale_temporaries(run.path)):
+        names = ", ".join(str(p.relative_to(run.path)) for p in stale)
+        print(
+            f"stale temporary files of a killed writer: {names} (`chemistry resume` removes them)"
+        )
     if problems:
         raise RunFileError(" ".join(problems))
     return 0
@@ -752,6 +781,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\nchemistry {command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        release_held()
     print(f"chemistry {command}: error: {_one_paragraph(message)}", file=sys.stderr)
     return EXIT_BAD_INPUT
 

@@ -42,9 +42,15 @@ from chemistry.config import ConfigError, RunConfig, build_soup, load_config
 from chemistry.config.soup import config_of, rule_table
 from chemistry.event_log import EventLog
 from chemistry.genealogy import Genealogy
+from chemistry.lock import LOCK_NAME, hold, release
 from chemistry.plots import plot_counts, plot_lineage, plot_trajectories
 from chemistry.soup import Soup
-from chemistry.storage import file_sha256, write_atomically, write_text_atomically
+from chemistry.storage import (
+    file_sha256,
+    remove_stale_temporaries,
+    write_atomically,
+    write_text_atomically,
+)
 from chemistry.trajectories import Trajectories
 from interactions.events import VERTICAL, EventKind
 from particles.classification import Status
@@ -53,6 +59,7 @@ __all__ = [
     "DATA_FILES",
     "RunDirectory",
     "RunFileError",
+    "claim_run",
     "describe_lineage",
     "draw_figures",
     "metrics_table",
@@ -164,11 +171,13 @@ def save_soup(
     for rule in soup.rules:
         rule_table(rule)  # a rule that cannot be written fails before anything is touched
     clear = prepare_directory(directory, overwrite=overwrite)
-    clear()
-    directory.mkdir(parents=True, exist_ok=True)
-    config = config_of(soup, directory, figures=figures)  # writes the topology file, if any
-    save_checkpoint(soup, directory, config.to_dict())
-    return write_run(soup, config, directory)
+    try:
+        clear()  # locks the directory: one writer
+        config = config_of(soup, directory, figures=figures)  # writes the topology file, if any
+        save_checkpoint(soup, directory, config.to_dict())
+        return write_run(soup, config, directory)
+    finally:
+        release(directory)
 
 
 def draw_figures(
@@ -216,24 +225,33 @@ def _write_manifest(directory: Path, epoch: int, epochs: int) -> Path:
 def prepare_directory(directory: str | Path, *, overwrite: bool) -> Callable[[], None]:
     """Check that ``directory`` may receive a new run; returns the call that clears it.
 
-    Nothing is deleted here: call the returned function once the new soup has been built.
+    Nothing is deleted here: call the returned function once the new soup has been built. An
+    existing run directory is locked here (a live run is never replaced); the returned call
+    leaves the new, empty directory locked by this process (see :mod:`chemistry.lock`).
 
     Raises:
         RunFileError: if the directory holds files and ``overwrite`` is False, or it holds files
             but is not a run directory (never deleted, even with ``overwrite``), or it is a file.
+        RunLockedError: if another live process writes the run directory.
     """
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise RunFileError(f"{directory} is a file, not a run directory; choose another --out")
-    if not directory.exists() or not any(directory.iterdir()):
-        return lambda: None
+    if not directory.exists() or not any(p.name != LOCK_NAME for p in directory.iterdir()):
+
+        def claim() -> None:
+            hold(directory)
+
+        return claim
     is_run = any((directory / marker).exists() for marker in MARKERS)
     if not is_run:
         raise RunFileError(
             f"{directory} is not empty and is not a run directory (it has no {CONFIG_NAME}); "
             "nothing was changed. Choose another --out: --overwrite only replaces run directories"
         )
+    hold(directory)
     if not overwrite:
+        release(directory)
         hint = ""
         if (directory / "checkpoints").exists() and not (directory / MANIFEST_NAME).exists():
             hint = f", continue it with `chemistry resume {directory}`"
@@ -243,12 +261,15 @@ def prepare_directory(directory: str | Path, *, overwrite: bool) -> Callable[[],
         )
     cwd = Path.cwd().resolve()
     if directory.resolve() == cwd or directory.resolve() in cwd.parents:
+        release(directory)
         raise RunFileError(f"{directory} contains the current directory; refusing to replace it")
 
     def clear() -> None:
         # Move it aside in one rename, then delete: the run directory is never half deleted.
+        # The old lock moves with it and is held until the new directory is locked.
         parked = Path(tempfile.mkdtemp(prefix=f".{directory.name}.replaced-", dir=directory.parent))
         directory.replace(parked / directory.name)
+        hold(directory)
         shutil.rmtree(parked)
 
     return clear
@@ -273,7 +294,7 @@ def run_soup(
     def save() -> None:
         nonlocal saved_at
         if every and saved_at != soup.epoch:
-            save_checkpoint(soup, directory, resolved)
+            save_checkpoint(soup, directory, resolved, keep=config.record.checkpoint_keep)
             saved_at = soup.epoch
 
     # Stream the event log and the trajectories in chunks: bounded memory however long the run.
@@ -291,18 +312,39 @@ def run_soup(
     return bool(every)
 
 
-def resume_run(directory: str | Path, *, epoch: int | None = None) -> tuple[Soup, RunConfig]:
-    """The soup of the latest valid checkpoint of a run directory (or of ``epoch``), rebuilt
-    from the configuration stored with it.
+def claim_run(directory: str | Path) -> list[Path]:
+    """Lock an existing run directory for this process (see :mod:`chemistry.lock`) and remove
+    the temporary files that killed writers left behind; returns the removed files.
 
     Raises:
-        RunFileError: if the directory or its checkpoints are missing, or a checkpoint is
-            damaged (the message names the earlier checkpoints).
+        RunFileError: if the directory does not exist.
+        RunLockedError: if another live process writes it.
+    """
+    directory = Path(directory)
+    _require_directory(directory)
+    hold(directory)
+    return remove_stale_temporaries(directory)
+
+
+def resume_run(
+    directory: str | Path, *, epoch: int | None = None, epochs: int | None = None
+) -> tuple[Soup, RunConfig]:
+    """The soup of the latest valid checkpoint of a run directory (or of ``epoch``), rebuilt
+    from the configuration stored with it, after checking that the checkpoint belongs to this
+    run and that ``config.toml`` was not edited (``epochs``: the run's new length, if changed).
+
+    Raises:
+        RunFileError: if the directory or its checkpoints are missing, a checkpoint is damaged
+            (the message names the earlier checkpoints) or foreign, or the config was edited.
     """
     directory = Path(directory)
     _require_directory(directory)
     try:
-        soup, stored = load_checkpoint(directory, build_soup, epoch=epoch)
+        recorded = _recorded_config(directory)
+        _check_unedited(directory, recorded, epochs)
+        soup, stored = load_checkpoint(directory, build_soup, epoch=epoch, run_config=recorded)
+    except RunFileError:
+        raise
     except ConfigError as error:
         if str(error).startswith("plugins:"):
             raise RunFileError(
@@ -320,6 +362,57 @@ def resume_run(directory: str | Path, *, epoch: int | None = None) -> tuple[Soup
             f"{error})"
         ) from None
     return soup, RunConfig.from_dict(stored)
+
+
+def _recorded_config(directory: Path) -> dict[str, Any]:
+    """The configuration the run started with (``config.json``, written by the program)."""
+    path = directory / "config.json"
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problem = "is missing"
+    except (OSError, ValueError) as error:
+        problem = f"is damaged ({error})"
+    else:
+        return RunConfig.from_dict(recorded).to_dict()
+    raise RunFileError(
+        f"cannot resume {directory}: config.json {problem}; it records the configuration the run "
+        "started with, which its checkpoints are checked against"
+    )
+
+
+def _check_unedited(directory: Path, recorded: dict[str, Any], epochs: int | None) -> None:
+    """Refuse a ``config.toml`` that differs from the recorded configuration (beyond
+    ``epochs`` when the run is given a new length)."""
+    path = directory / CONFIG_NAME
+    if not path.exists():
+        return  # the resumed run writes it again
+    new_run = (
+        f"to run the edited configuration start a new run: `chemistry run {path} --out NEW_DIR`"
+    )
+    try:
+        edited = load_config(path).to_dict()
+    except ConfigError as error:
+        raise RunFileError(
+            f"{path} was edited since the run started and is no longer valid ({error}); nothing "
+            f"was changed. Undo the edit to continue the run, or fix it and {new_run}"
+        ) from None
+    changed = sorted(key for key in recorded if edited.get(key) != recorded[key])
+    if not changed or (changed == ["epochs"] and epochs is not None):
+        return
+    if changed == ["epochs"]:
+        raise RunFileError(
+            f"{path} was edited since the run started (epochs {recorded['epochs']} → "
+            f"{edited['epochs']}); nothing was changed. A run continues with the configuration it "
+            f"started with: to run it to epoch {edited['epochs']} use "
+            f"`chemistry resume {directory} --epochs {edited['epochs']}`, or {new_run}"
+        )
+    raise RunFileError(
+        f"{path} was edited since the run started (it differs in: {', '.join(changed)}); nothing "
+        f"was changed. A resumed run continues with the configuration it started with: undo the "
+        f"edit to continue it (`chemistry resume {directory} --epochs N` changes only its "
+        f"length), or {new_run}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -28,21 +28,26 @@ class Respawn(Interaction):
         self.divergent = bool(divergent)
         self.zero = bool(zero)
         self.eps = eps
+        self.last_divergent = 0  # divergent particles replaced by the latest call (for a census)
 
     def __call__(self, soup: Soup, participants: torch.Tensor | None = None) -> list[Event]:
         """Find the particles to replace and respawn them, one batch per architecture."""
         nodes = soup.occupied_nodes() if participants is None else participants
         eps = self.eps if self.eps is not None else soup.eps
         events: list[Event] = []
+        self.last_divergent = 0
         for bank, positions, rows in soup.groups(nodes):
             weights = bank.read(rows)
             doomed = torch.zeros(rows.numel(), dtype=torch.bool, device=weights.device)
             if self.divergent:
-                doomed |= bank.divergent[rows] | ~torch.isfinite(weights).all(dim=1)
+                diverged = bank.divergent[rows] | ~torch.isfinite(weights).all(dim=1)
+                doomed |= diverged
             if self.zero:
                 doomed |= weights.abs().amax(dim=1) <= eps
             if not bool(doomed.any()):
                 continue
+            if self.divergent:
+                self.last_divergent += int(diverged.sum())
             targets = nodes[positions[doomed.cpu()]]
             old = soup.uids_at(targets).tolist()
             fresh = bank.architecture.init(

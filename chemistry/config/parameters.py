@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from chemistry.config.errors import ConfigError, closest, toml_value, type_name
+from chemistry.limits import check_int64
 
 __all__ = ["REQUIRED", "Parameter", "docstring_args", "parameters_of"]
 
@@ -90,6 +91,7 @@ class Parameter:
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise fail(f"is {type_name(value)}")
+            check_int64(self.name, value, where)
             return value
         if kind == "number":
             if isinstance(value, bool) or not isinstance(value, (int, float)):

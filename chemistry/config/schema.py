@@ -17,6 +17,7 @@ respawn, 100 epochs)::
     trajectories_every = 1        # record every particle's weights every k epochs (0: off)
     metrics_every = 1             # classify and collect metrics every k epochs (0: off)
     checkpoint_every = 10         # write a checkpoint every k epochs and at the end (0: off)
+    checkpoint_keep = 0           # keep the newest k checkpoints, older ones folded in (0: all)
     figures = true                # draw the figures when the run ends
 
     [topology]
@@ -63,6 +64,13 @@ from chemistry.config.errors import type_name as _type_name
 from chemistry.config.migrate import migrate_rule
 from chemistry.config.parameters import Parameter, parameters_of
 from chemistry.config.plugins import import_plugin, resolve_plugin, rule_class
+from chemistry.limits import (
+    check_config_file,
+    check_device,
+    check_int64,
+    check_run,
+    check_topology,
+)
 from chemistry.soup import SCHEDULES, Soup
 from chemistry.topology import Topology
 from interactions import RULES, Interaction
@@ -162,6 +170,7 @@ def _check(key: Key, value: Any, where: str) -> Any:
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise fail(f"is {_type_name(value)}")
+        check_int64(key.name, value, where)
         if key.minimum is not None and value < key.minimum:
             raise fail("is out of range")
         return value
@@ -448,16 +457,18 @@ class RecordConfig:
         trajectories_every: record every particle's weights every k epochs (0: off).
         metrics_every: classify and collect metrics every k epochs (0: off).
         checkpoint_every: write a checkpoint every k epochs and at the end (0: off).
+        checkpoint_keep: keep only the newest k checkpoints, older ones folded in (0: all).
         figures: draw the figures when the run ends.
     """
 
     trajectories_every: int = 1
     metrics_every: int = 1
     checkpoint_every: int = 10
+    checkpoint_keep: int = 0
     figures: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("trajectories_every", "metrics_every", "checkpoint_every"):
+        for name in ("trajectories_every", "metrics_every", "checkpoint_every", "checkpoint_keep"):
             check_count(name, getattr(self, name), 0)
 
 
@@ -539,7 +550,7 @@ class RunConfig:
             raise ConfigError(f"at the top level: {_as_given(str(error), data)}") from None
         context: dict[str, Any] = {"preset": PRESETS[top["preset"]], "seed": top["seed"]}
         context["eps"] = top["eps"]
-        _check_device(top["device"])
+        check_device(top["device"])
 
         record_table = _check_keys(data.get("record", {}), [k.name for k in RECORD], "[record]")
         try:
@@ -576,7 +587,7 @@ class RunConfig:
                 _array_of_tables(data.get("rules", list(DEFAULT_RULES)), "rules"), 1
             )
         )
-        return cls(
+        config = cls(
             **top,
             plugins=plugins,
             record=record,
@@ -584,6 +595,8 @@ class RunConfig:
             topology=topology,
             rules=rules,
         )
+        check_run(config)
+        return config
 
     # ------------------------------------------------------------------ building
 
@@ -619,7 +632,7 @@ class RunConfig:
             ConfigError: if the device is not available or the soup rejects the combination
                 (e.g. a rule that cannot act on an architecture).
         """
-        _check_device(self.device, available=True)
+        check_device(self.device, available=True)
         try:
             return Soup(
                 self.build_rules(),
@@ -726,26 +739,6 @@ def _rule_where(index: int, rule_type: Any) -> str:
     return f"[[rules]] #{index}{kind}"
 
 
-def _check_device(device: str, *, available: bool = False) -> None:
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise ConfigError(
-            f"at the top level: device = {_toml_value(device)} is not a torch device; "
-            'use "cpu", "cuda", "cuda:1" or "mps"'
-        ) from None
-    if not available:
-        return
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f'device = {_toml_value(device)} is not available on this machine (no CUDA); use "cpu"'
-        )
-    if parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(
-            f'device = {_toml_value(device)} is not available on this machine; use "cpu"'
-        )
-
-
 def _parse_plugins(value: Any, base: str | Path | None) -> tuple[str, ...]:
     """The resolved plugins, each imported (so that its rules are registered)."""
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -792,6 +785,7 @@ def _parse_topology(table: Any, context: dict, base: str | Path | None) -> Topol
             path = Path(base or ".") / path
         params["path"] = str(path.resolve())
     topology = TopologyConfig(kind, params)
+    check_topology(kind, params, where)
     try:
         built = topology.build()
     except ConfigError:
@@ -876,6 +870,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist")
     if path.is_dir():
         raise ConfigError(f"config file {path} is a directory, not a TOML file")
+    check_config_file(path)
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:

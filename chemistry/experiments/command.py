@@ -26,6 +26,7 @@ from chemistry.experiments.base import (
     seed_verdict,
     write_results,
 )
+from chemistry.limits import check_device
 from chemistry.storage import write_text_atomically
 from chemistry.threads import DEFAULT_THREADS, torch_threads
 from particles.validation import check_choice, check_count
@@ -159,6 +160,7 @@ def reproduce(
     """
     check_choice("scale", scale, SCALES)
     check_count("workers", workers, 1)
+    check_device(device, available=True)
     if seeds is not None:
         check_count("seeds", seeds, 1)
     names = resolve_names(names)

@@ -156,3 +156,86 @@ def test_failed_write_keeps_the_previous_checkpoint_latest(tmp_path, monkeypatch
     ]
     resumed, _ = load_checkpoint(tmp_path, build)
     assert resumed.epoch == 2
+
+
+# ---------------------------------------------------------------------- incremental checkpoints
+
+
+def checkpoint_sizes(directory) -> list[int]:
+    entries = list_checkpoints(directory)
+    return [(directory / "checkpoints" / e["file"]).stat().st_size for e in entries]
+
+
+def test_checkpoint_bytes_grow_linearly_over_1000_epochs(tmp_path):
+    """Each checkpoint holds the soup state and the history of its own 100 epochs only: the
+    last two are about the same size, and the last is far smaller than a full copy of the
+    history (a full copy at epoch 1000 is about ten times the one at epoch 100)."""
+    soup = Soup([SelfTrain(1), Respawn()], population={Weightwise(): 6}, rng=1)
+    save_checkpoint(soup, tmp_path, CONFIG)
+    for _ in range(10):
+        soup.run_for(100)
+        save_checkpoint(soup, tmp_path, CONFIG)
+    sizes = checkpoint_sizes(tmp_path)
+    assert len(sizes) == 11
+    assert 0.9 < sizes[-1] / sizes[-2] < 1.1
+    assert sizes[-1] < 1.5 * sizes[1]
+    full = tmp_path / "full"
+    save_checkpoint(soup, full, CONFIG)  # a first checkpoint: the whole history
+    (full_size,) = checkpoint_sizes(full)
+    assert full_size > 5 * sizes[-1]
+    resumed, _ = load_checkpoint(
+        tmp_path,
+        lambda c: Soup([SelfTrain(1), Respawn()], population={Weightwise(): 6}, rng=1),
+    )
+    assert_same_soup(soup, resumed)
+
+
+def test_resume_from_a_chain_and_pruned_checkpoints_ends_like_the_uninterrupted(tmp_path):
+    uninterrupted = build(CONFIG)
+    uninterrupted.run_for(12)
+    soup = build(CONFIG)
+    for _ in range(4):
+        soup.run_for(2)
+        save_checkpoint(soup, tmp_path, CONFIG, keep=2)
+    files = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert files == ["epoch-000006.full.pt", "epoch-000008.pt", "index.json"]
+    assert [e["epoch"] for e in list_checkpoints(tmp_path)] == [6, 8]
+    for epoch in (6, 8):  # the folded one and the increment on top of it
+        resumed, _ = load_checkpoint(tmp_path, build, epoch=epoch)
+        resumed.run_for(12 - epoch)
+        assert_same_soup(uninterrupted, resumed)
+
+
+def test_an_increment_on_a_replaced_base_is_refused(tmp_path):
+    soup = build(CONFIG)
+    soup.run_for(2)
+    save_checkpoint(soup, tmp_path, CONFIG)
+    soup.run_for(2)
+    save_checkpoint(soup, tmp_path, CONFIG)
+    other = build({**CONFIG, "seed": 4})  # same configuration keys, another history
+    other.run_for(2)
+    save_checkpoint(other, tmp_path / "other", CONFIG)
+    source = tmp_path / "other" / "checkpoints" / "epoch-000002.pt"
+    target = tmp_path / "checkpoints" / "epoch-000002.pt"
+    target.write_bytes(source.read_bytes())
+    index = tmp_path / "checkpoints" / "index.json"
+    entries = json.loads(index.read_text())["checkpoints"]
+    entries[0]["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
+    index.write_text(json.dumps({"checkpoints": entries}))
+    with pytest.raises(ValueError, match="does not continue"):
+        read_checkpoint(tmp_path)
+
+
+def test_a_later_checkpoint_of_an_abandoned_continuation_leaves_the_index(tmp_path):
+    soup = build(CONFIG)
+    for _ in range(3):
+        soup.run_for(2)
+        save_checkpoint(soup, tmp_path, CONFIG)
+    resumed, _ = load_checkpoint(tmp_path, build, epoch=2)
+    resumed.run_for(1)
+    save_checkpoint(resumed, tmp_path, CONFIG)
+    assert [e["epoch"] for e in list_checkpoints(tmp_path)] == [2, 3]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == [
+        "epoch-000002.pt",
+        "epoch-000003.pt",
+    ]

@@ -134,6 +134,7 @@ def test_resolved_configuration_fills_in_every_default():
         "trajectories_every",
         "metrics_every",
         "checkpoint_every",
+        "checkpoint_keep",
         "figures",
     }
 

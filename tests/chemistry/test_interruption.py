@@ -92,3 +92,82 @@ def test_killed_run_resumes_to_identical_results(how, left_alone, tmp_path):
     assert code == 0, err
     for name in RESULT_FILES:
         assert (run / name).read_bytes() == (left_alone / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_a_live_run_has_one_writer(left_alone, tmp_path):
+    """--overwrite, a second run and a resume of a live (paused) run exit 2 naming its pid, info
+    calls it running, and the live run ends byte for byte like a solo run."""
+    run = tmp_path / "run"
+    live = chemistry("run", "--out", str(run), *SOUP)
+    deadline = time.monotonic() + 120
+    while latest_checkpoint(run) < 3:
+        assert live.poll() is None, "the run ended before it could be paused"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    live.send_signal(signal.SIGSTOP)  # alive and holding its lock while the others try
+    try:
+        attempts = [
+            ("run", "--out", str(run), "--overwrite", *SOUP[:-4], "--seed", "2"),
+            ("run", "--out", str(run), *SOUP),
+            ("resume", str(run)),
+        ]
+        for attempt in attempts:
+            code, out, err = finish(chemistry(*attempt))
+            assert code == 2, (attempt, err)
+            assert f"process {live.pid}" in err and "Traceback" not in err, err
+        code, out, err = finish(chemistry("info", str(run)))
+        assert code == 0, err
+        assert f"running (process {live.pid}" in out
+    finally:
+        live.send_signal(signal.SIGCONT)
+    code, _, err = finish(live)
+    assert code == 0, err
+    for name in RESULT_FILES:
+        assert (run / name).read_bytes() == (left_alone / name).read_bytes(), name
+    code, out, _ = finish(chemistry("info", str(run)))
+    assert code == 0 and "finished" in out and "running" not in out
+
+
+KILL_DURING_FIGURE = """
+import os, signal, sys
+import chemistry.plots
+from chemistry.cli import main
+
+original = chemistry.plots.write_atomically
+
+def write_then_die(path, write):
+    if path.name != "lineage.png":
+        return original(path, write)
+
+    def half(temporary):
+        with open(temporary, "wb") as handle:
+            handle.write(b"half a figure")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    return original(path, half)
+
+chemistry.plots.write_atomically = write_then_die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_during_a_figure_write_leaves_no_temporary(left_alone, tmp_path):
+    run = tmp_path / "run"
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_DURING_FIGURE, "run", "--out", str(run), *SOUP],
+        cwd=REPOSITORY,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+        capture_output=True,
+        timeout=240,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    stale = [p.name for p in (run / "figures").iterdir() if p.name.startswith(".lineage.png.")]
+    assert len(stale) == 1, "the kill should leave the figure's temporary file"
+    code, _, err = finish(chemistry("resume", str(run)))
+    assert code == 0, err
+    hidden = [p for p in run.rglob(".*") if p.name != ".lock"]
+    assert hidden == []
+    for name in [*RESULT_FILES, "figures/lineage.png", "figures/counts.png"]:
+        assert (run / name).read_bytes() == (left_alone / name).read_bytes(), name
