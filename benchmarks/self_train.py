@@ -124,15 +124,16 @@ def loop_classify(loop, positions: torch.Tensor) -> list[Status]:
 # Timing
 
 
-def median_time(run: Callable[[], object], rounds: int, min_seconds: float) -> float:
-    """Median wall time of one call of ``run`` over ``rounds`` rounds of at least ``min_seconds``.
+def median_time(run: Callable[[], object], rounds: int, min_seconds: float) -> tuple[float, float]:
+    """Median (wall, process CPU) time of one call of ``run`` over ``rounds`` rounds of at least
+    ``min_seconds`` wall time each; CPU time counts every thread of the process.
 
     The kernel and the loop are timed alike: the same number of rounds, the median of them.
     """
     run()  # warm-up: compilation, caches, allocator, lazy initialisation
-    times = []
+    times, cpu_times = [], []
     for _ in range(rounds):
-        calls, start = 0, time.perf_counter()
+        calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
         while True:
             run()
             calls += 1
@@ -140,7 +141,8 @@ def median_time(run: Callable[[], object], rounds: int, min_seconds: float) -> f
             if elapsed >= min_seconds:
                 break
         times.append(elapsed / calls)
-    return statistics.median(times)
+        cpu_times.append((time.process_time() - cpu_start) / calls)
+    return statistics.median(times), statistics.median(cpu_times)
 
 
 def human(rate: float) -> str:
@@ -162,23 +164,28 @@ def measure(n: int, args: argparse.Namespace, architecture: Weightwise) -> dict[
     loop = make_loop(subset)  # built once, outside the timed region, like the population
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    def timed(run: Callable[[], object]) -> float:
+    cpu = {}
+
+    def timed(run: Callable[[], object], key: str) -> float:
         def synced() -> None:
             run()
             sync()
 
-        return median_time(synced, args.rounds, args.min_seconds)
+        wall, cpu[key] = median_time(synced, args.rounds, args.min_seconds)
+        return wall
 
     rates = {}
-    seconds = timed(lambda: particles.self_train(architecture, w, steps=args.steps, lr=LR))
+    seconds = timed(lambda: particles.self_train(architecture, w, steps=args.steps, lr=LR), "train")
     rates["train"] = n * args.steps / seconds
-    seconds = timed(lambda: loop_self_train(loop, positions, args.loop_steps))
+    seconds = timed(lambda: loop_self_train(loop, positions, args.loop_steps), "train_loop")
     rates["train_loop"] = k * args.loop_steps / seconds
-    rates["apply"] = n / timed(lambda: particles.self_apply(architecture, w))
-    rates["apply_loop"] = k / timed(lambda: loop_self_apply(loop, positions))
-    rates["classify"] = n / timed(lambda: particles.classify(architecture, w, eps=EPS))
-    rates["classify_loop"] = k / timed(lambda: loop_classify(loop, positions))
+    rates["apply"] = n / timed(lambda: particles.self_apply(architecture, w), "apply")
+    rates["apply_loop"] = k / timed(lambda: loop_self_apply(loop, positions), "apply_loop")
+    rates["classify"] = n / timed(lambda: particles.classify(architecture, w, eps=EPS), "classify")
+    rates["classify_loop"] = k / timed(lambda: loop_classify(loop, positions), "classify_loop")
     rates["loop_particles"] = k
+    for key in ("train", "apply", "classify"):
+        rates[f"{key}_cpu"] = cpu[key]
     return rates
 
 
@@ -251,9 +258,14 @@ def main(argv: list[str] | None = None) -> None:
     header = ["particles"]
     for name in ("self-train steps/s", "self-apply /s", "classify /s"):
         header += [name, "loop", "ratio"]
-    rows = []
+    rows, cpu_lines = [], []
     for n in args.sizes:
         rates = measure(n, args, architecture)
+        cpu_lines.append(
+            f"  {n:,}: self_train {rates['train_cpu'] * 1e6:,.0f} us, "
+            f"self_apply {rates['apply_cpu'] * 1e6:,.0f} us, "
+            f"classify {rates['classify_cpu'] * 1e6:,.0f} us"
+        )
         row = [f"{n:,}"]
         for key in ("train", "apply", "classify"):
             batched, loop = rates[key], rates[f"{key}_loop"]
@@ -263,6 +275,8 @@ def main(argv: list[str] | None = None) -> None:
     print("  ".join(h.rjust(width) for h, width in zip(header, widths, strict=True)))
     for row in rows:
         print("  ".join(c.rjust(width) for c, width in zip(row, widths, strict=True)))
+    print("process CPU time per batched call (median, all threads):")
+    print("\n".join(cpu_lines))
     gap, applied, classified = agreement(args, architecture)
     print(
         f"check on {min(64, args.loop_particles)} particles, kernel vs loop: max |Δw| after "

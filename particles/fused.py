@@ -25,6 +25,7 @@ Tensor = torch.Tensor
 MIN_BATCH = 128  # smaller batches take the eager path: the kernel saves little there
 MAX_WEIGHTS = 256  # larger nets take the eager path: the unrolled step would be huge
 enabled = os.environ.get("PARTICLES_FUSED", "1") != "0"
+_NO_FLAGS = np.zeros(0, dtype=np.bool_)  # classify without a sticky divergent flag
 
 
 @contextmanager
@@ -51,18 +52,26 @@ def applies(architecture: Architecture, w: Tensor, *others: Tensor | None) -> bo
     """True when a fused kernel can run this call (see the module docstring)."""
     if not (
         enabled
-        and type(architecture) is Weightwise
-        and architecture.is_linear_feedforward
         and w.dtype in (torch.float32, torch.float64)
         and w.dim() == 2
         and w.shape[0] >= MIN_BATCH
-        and architecture.num_weights <= MAX_WEIGHTS
+        and _fits(architecture)
         and all(t is None or (t.dtype == w.dtype and t.device == w.device) for t in others)
     ):
         return False
     if w.device.type == "cpu":
         return fused_cpu.AVAILABLE
     return w.device.type == "cuda" and _gpu() is not None
+
+
+@cache
+def _fits(architecture: Architecture) -> bool:
+    """The architecture part of ``applies``, worked out once per architecture (calls are hot)."""
+    return (
+        type(architecture) is Weightwise
+        and architecture.is_linear_feedforward
+        and architecture.num_weights <= MAX_WEIGHTS
+    )
 
 
 @cache
@@ -78,6 +87,7 @@ def describe(device: torch.device) -> str:
     return "fused Triton kernels" if gpu is not None else "eager torch (Triton not available)"
 
 
+@cache
 def _key(architecture: Weightwise):
     positions = position_features(
         architecture, architecture.encoding, torch.device("cpu"), torch.float64
@@ -228,12 +238,12 @@ def classify(
     module = fused_cpu.map_module(*_key(architecture))
     w_in = _array(w)
     batch = w.shape[0]
-    flag = torch.zeros(batch, dtype=torch.bool) if divergent is None else divergent.cpu()
+    flag = _NO_FLAGS if divergent is None else _array(divergent.cpu())
     status = torch.empty(batch, dtype=torch.long)
     error = torch.empty(batch, dtype=w.dtype)
     k = fused_cpu.constants(module, "own_map", w_in.dtype)
     eps_typed = w_in.dtype.type(eps)
     fused_cpu.run_chunks(
-        module.classify, batch, 3, w_in, _array(flag), status.numpy(), error.numpy(), k, eps_typed
+        module.classify, batch, 3, w_in, flag, status.numpy(), error.numpy(), k, eps_typed
     )
     return status, error

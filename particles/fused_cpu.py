@@ -303,7 +303,8 @@ def _train_sample_source(shapes, momentum: bool, learning: bool) -> tuple[str, l
 def _own_map_source(shapes, positions) -> tuple[str, list]:
     """``self_apply(w, out, k, times, start, stop)`` (N ← N ◁ N, ``times`` rounds),
     ``apply_rows(w, target, out, k, start, stop)`` (N ◁ M, M of the same architecture) and
-    ``classify(w, flag, status, error, k, eps, start, stop)`` (SPEC D13 codes, fixpoint error)."""
+    ``classify(w, flag, status, error, k, eps, start, stop)`` (SPEC D13 codes, fixpoint error;
+    ``flag`` is the sticky divergent flag [B], or empty where there is none)."""
     r = sum(rows * cols for rows, cols in shapes)
     e = src.Emitter()
     names = [f"w{i}" for i in range(r)]
@@ -372,7 +373,9 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
         f"            cols[{(r + 1) * LANES} + j] = zero if szbad != szbad else code",
         "        for j in range(cnt):",
         f"            error[s + j] = cols[{r * LANES} + j]",
-        f"            status[s + j] = int(cols[{(r + 1) * LANES} + j]) if flag[s + j] == 0 else 0",
+        f"            status[s + j] = int(cols[{(r + 1) * LANES} + j])",
+        "            if flag.shape[0] > 0 and flag[s + j]:",
+        "                status[s + j] = 0",
     ]
     sources = ["\n".join(part) for part in (apply_src, pair_src, classify_src)]
     return "\n\n\n".join(sources), e.constants

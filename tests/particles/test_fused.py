@@ -265,6 +265,26 @@ def test_classify_equals_eager(dtype, kernel_calls):
     assert counts[Status.SECOND_ORDER] == 20 and counts[Status.DIVERGENT] == 4
 
 
+@pytest.mark.parametrize("flagged", [None, 0, N - 1])
+def test_classify_without_or_with_one_flag(flagged, kernel_calls):
+    """No flag: only non-finite rows are DIVERGENT; one flag (first row, last of the ragged
+    block) turns exactly that particle DIVERGENT and leaves its fixpoint error as it was."""
+    architecture = Weightwise()
+    w = special_rows(F64)
+    divergent = None
+    if flagged is not None:
+        divergent = torch.zeros(N, dtype=torch.bool)
+        divergent[flagged] = True
+    status, error = classify_with_error(architecture, w, eps=1e-5, divergent=divergent)
+    plain_status, plain_error = eager(lambda: classify_with_error(architecture, w, eps=1e-5))
+    assert kernel_calls == ["classify"]
+    expected = plain_status.clone()
+    if flagged is not None:
+        expected[flagged] = Status.DIVERGENT
+    assert torch.equal(status, expected)
+    assert_same(error, plain_error, 1e-15)
+
+
 @pytest.mark.parametrize("times", [1, 3])
 @pytest.mark.parametrize("dtype", [F32, F64])
 def test_self_apply_equals_eager(dtype, times, kernel_calls):
