@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -31,6 +32,15 @@ EDGE_COLOURS = {
     "melt": "#ff7f0e",
     "respawn": "#bbbbbb",
 }
+# colours for rules' own event kinds, picked by a stable hash of the kind's name
+USER_KIND_COLOURS = ("#8c564b", "#e377c2", "#17becf", "#bcbd22", "#9467bd", "#393b79")
+
+
+def kind_colour(kind: str) -> str:
+    """The colour of an event kind: fixed for the built-in kinds, stable for any other name."""
+    if kind in EDGE_COLOURS:
+        return EDGE_COLOURS[kind]
+    return USER_KIND_COLOURS[zlib.crc32(kind.encode()) % len(USER_KIND_COLOURS)]
 
 
 def save_figure(figure: Figure, path: str | Path) -> Path:
@@ -192,7 +202,7 @@ def plot_lineage(
             marks.setdefault(kind, []).append((epoch, rows[target]))
     handles = []
     for kind, segments in sorted(links.items()):
-        colour = EDGE_COLOURS.get(kind, "#444444")
+        colour = kind_colour(kind)
         axes.add_collection(
             LineCollection(segments, colors=colour, linewidths=0.8, alpha=0.7, zorder=2)
         )
@@ -204,7 +214,7 @@ def plot_lineage(
             )
         )
     for kind, points in sorted(marks.items()):
-        colour = EDGE_COLOURS.get(kind, "#444444")
+        colour = kind_colour(kind)
         xy = np.array(points, dtype=float)
         marker = "x" if kind == "respawn" else "|"
         axes.scatter(

@@ -42,7 +42,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from chemistry.plots import EDGE_COLOURS, STATUS_COLOURS
+from chemistry.plots import STATUS_COLOURS, kind_colour
 from chemistry.soup import Soup
 from chemistry.topology import Topology
 from interactions import Attack, Respawn, SelfTrain
@@ -377,19 +377,19 @@ def draw_genealogy(soup: Soup, axes, *, window: int = 100) -> dict[str, int]:
     if births:
         x, y, colour = zip(*births, strict=True)
         axes.scatter(x, y, s=14, c=list(colour), edgecolors="black", linewidths=0.4, zorder=2)
-    edges: dict[str, list] = {kind: [] for kind in EDGE_COLOURS}
+    edges: dict[str, list] = {}
     for actor, target, data in graph.edges(data=True):
         epoch = data.get("epoch", 0)
         kind = data.get("kind", "")
-        if epoch < start or kind not in edges:
+        if epoch < start or not kind:
             continue
         target_node = graph.nodes[target].get("node")
         actor_node = graph.nodes[actor].get("node")
         if target_node is None or actor_node is None:
             continue
-        edges[kind].append([(epoch, actor_node), (epoch, target_node)])
+        edges.setdefault(kind, []).append([(epoch, actor_node), (epoch, target_node)])
     handles = []
-    for kind, segments in edges.items():
+    for kind, segments in sorted(edges.items()):
         if not segments:
             continue
         ends = np.array([segment[1] for segment in segments], dtype=float)
@@ -398,7 +398,7 @@ def draw_genealogy(soup: Soup, axes, *, window: int = 100) -> dict[str, int]:
             axes.scatter(ends[:, 0], ends[:, 1], marker="x", s=22, color=colour, zorder=3)
             handles.append(axes.scatter([], [], marker="x", color=colour, label=kind))
         else:
-            colour = EDGE_COLOURS[kind]
+            colour = kind_colour(kind)
             axes.add_collection(
                 LineCollection(segments, colors=colour, linewidths=0.9, alpha=0.8, zorder=2)
             )

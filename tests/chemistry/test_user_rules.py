@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -432,3 +433,21 @@ def test_the_live_view_builds_a_configured_soup_with_a_user_rule(tmp_path):
     assert [type(rule).__name__ for rule in soup.rules] == ["Attack", "Mutate", "SelfTrain"]
     soup.step()
     assert "events_mutate" in soup.datacollector.model_vars
+
+
+def test_a_rules_own_kind_is_drawn_in_a_colour_of_its_own(tmp_path):
+    from matplotlib.colors import to_rgb
+    from matplotlib.image import imread
+
+    from chemistry.plots import EDGE_COLOURS, USER_KIND_COLOURS, kind_colour, plot_lineage
+
+    assert kind_colour("attack") == EDGE_COLOURS["attack"]
+    assert kind_colour("mutate") in USER_KIND_COLOURS
+    assert kind_colour("mutate") not in EDGE_COLOURS.values()
+    soup = python_soup()
+    soup.run_for(3)
+    assert any(kind == "mutate" for _, _, kind in soup.genealogy.graph.edges(data="kind"))
+    image = imread(plot_lineage(soup.genealogy.graph, tmp_path / "lineage.png"))[..., :3]
+    # the mutate marks are drawn in the kind's colour; before, every user kind was one grey
+    distance = np.abs(image - np.array(to_rgb(kind_colour("mutate")))).max(axis=-1)
+    assert (distance < 0.05).sum() > 20
