@@ -27,6 +27,11 @@ RESULT_FILES = [
 ]
 
 
+def _default_sigint() -> None:
+    """A shell's background job inherits SIGINT ignored; the run under test must not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def chemistry(*arguments: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "chemistry.cli", *arguments],
@@ -35,6 +40,7 @@ def chemistry(*arguments: str, **kwargs) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+        preexec_fn=_default_sigint,
         **kwargs,
     )
 
