@@ -306,17 +306,9 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
     ``classify(w, flag, status, error, k, eps, start, stop)`` (SPEC D13 codes, fixpoint error;
     ``flag`` is the sticky divergent flag [B], or empty where there is none)."""
     r = sum(rows * cols for rows, cols in shapes)
-    e = src.Emitter()
-    names = [f"w{i}" for i in range(r)]
-    _, once = src.own_map(e, shapes, positions, names)
-    apply_lines = e.lines + [f"{name} = {value}" for name, value in zip(names, once, strict=True)]
-    e.lines = []
-    _, once = src.own_map(e, shapes, positions, names)
-    _, twice = src.own_map(e, shapes, positions, once)
-    classify_lines = e.lines
-    e.lines = []
-    _, applied = src.own_map(e, shapes, positions, [f"m{i}" for i in range(r)])
-    pair_lines = e.lines
+    b = src.own_map_bodies(shapes, positions)
+    e, names, once, twice, applied = b.emitter, b.names, b.once, b.twice, b.applied
+    apply_lines, classify_lines, pair_lines = b.apply, b.classify, b.pair
     zero = e.const(0.0)
     for label, values in (("d1", once), ("d2", twice), ("sz", [zero] * r)):
         # {label}bad turns NaN when a difference is NaN or inf (x − x): no branch, no bool.

@@ -204,5 +204,44 @@ def own_map(
     return u, out
 
 
+@dataclass
+class OwnMapBodies:
+    """The statements of the own-map kernels, shared by both back ends.
+
+    ``apply`` replaces ``w{i}`` by (N ◁ N) in place; ``classify`` computes ``once`` = N ◁ N and
+    ``twice`` = N ◁ (N ◁ N); ``pair`` computes ``applied`` = N ◁ M for target names ``m{i}``.
+    Constants of all three are registered on ``emitter``.
+    """
+
+    emitter: Emitter
+    names: list[str]
+    apply: list[str]
+    classify: list[str]
+    pair: list[str]
+    once: list[str]
+    twice: list[str]
+    applied: list[str]
+
+
+def own_map_bodies(
+    shapes: tuple[tuple[int, int], ...], positions: list[tuple[float, float, float]]
+) -> OwnMapBodies:
+    """Emit self-application, classification and same-architecture application bodies."""
+    r = sum(rows * cols for rows, cols in shapes)
+    e = Emitter()
+    names = [f"w{i}" for i in range(r)]
+    _, once = own_map(e, shapes, positions, names)
+    apply = e.lines + [f"{name} = {value}" for name, value in zip(names, once, strict=True)]
+    e.lines = []
+    _, once = own_map(e, shapes, positions, names)
+    _, twice = own_map(e, shapes, positions, once)
+    classify = e.lines
+    e.lines = []
+    _, applied = own_map(e, shapes, positions, [f"m{i}" for i in range(r)])
+    pair = e.lines
+    e.lines = []
+    return OwnMapBodies(e, names, apply, classify, pair, once, twice, applied)
+
+
 def indent(lines: list[str], depth: int) -> str:
     return "\n".join(" " * (4 * depth) + line for line in lines)
