@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import ClassVar
 
 import torch
@@ -67,7 +67,7 @@ class Architecture(ABC):
     def matrix_shapes(self) -> tuple[tuple[int, int], ...]:
         """(rows, columns) of each weight matrix in layout order; what other reductions encode."""
 
-    @property
+    @cached_property  # read on every call's argument check; the fields are frozen
     def num_weights(self) -> int:
         """Number of weights r of one particle."""
         return sum(rows * columns for rows, columns in self.matrix_shapes)

@@ -26,6 +26,7 @@ MIN_BATCH = 128  # smaller batches take the eager path: the kernel saves little 
 MAX_WEIGHTS = 256  # larger nets take the eager path: the unrolled step would be huge
 enabled = os.environ.get("PARTICLES_FUSED", "1") != "0"
 _NO_FLAGS = np.zeros(0, dtype=np.bool_)  # classify without a sticky divergent flag
+_NUMPY_TYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 @contextmanager
@@ -93,6 +94,23 @@ def _key(architecture: Weightwise):
         architecture, architecture.encoding, torch.device("cpu"), torch.float64
     )
     return architecture.matrix_shapes, tuple(tuple(p) for p in positions.tolist())
+
+
+_recent_map: tuple = (None, None, {})  # (architecture, module, {dtype: constants}) of the last call
+
+
+def _own_map_kernels(architecture: Weightwise, dtype: torch.dtype):
+    """(module, constants) of the CPU own-map kernels; the last architecture's are kept at hand
+    (calls are hot: a batch of 10,000 takes less than 100 µs)."""
+    global _recent_map
+    known, module, constants = _recent_map
+    if known is not architecture:
+        module = fused_cpu.map_module(*_key(architecture))
+        constants = {}
+        _recent_map = (architecture, module, constants)
+    if dtype not in constants:
+        constants[dtype] = fused_cpu.constants(module, "own_map", _NUMPY_TYPES[dtype])
+    return module, constants[dtype]
 
 
 def _array(t: Tensor) -> np.ndarray:
@@ -203,11 +221,10 @@ def self_apply(architecture: Weightwise, w: Tensor, times: int) -> Tensor | None
         return None
     if w.device.type == "cuda":
         return _gpu().self_apply(architecture, w, times)
-    module = fused_cpu.map_module(*_key(architecture))
-    w_in = _array(w)
+    module, k = _own_map_kernels(architecture, w.dtype)
     out = torch.empty_like(w, memory_format=torch.contiguous_format)
-    k = fused_cpu.constants(module, "own_map", w_in.dtype)
-    fused_cpu.run_chunks(module.self_apply, w.shape[0], times, w_in, out.numpy(), k, times)
+    rows_in, rows_out = _array(w).reshape(-1), out.numpy().reshape(-1)
+    fused_cpu.run_chunks(module.self_apply, w.shape[0], times, rows_in, rows_out, k, times)
     return out
 
 
@@ -219,10 +236,9 @@ def apply(
         return None
     if w.device.type == "cuda":
         return _gpu().apply(architecture, w, target_w)
-    module = fused_cpu.map_module(*_key(architecture))
+    module, k = _own_map_kernels(architecture, w.dtype)
     w_in = _array(w)
     out = torch.empty_like(w, memory_format=torch.contiguous_format)
-    k = fused_cpu.constants(module, "own_map", w_in.dtype)
     fused_cpu.run_chunks(module.apply_rows, w.shape[0], 1, w_in, _array(target_w), out.numpy(), k)
     return out
 
@@ -235,15 +251,13 @@ def classify(
         return None
     if w.device.type == "cuda":
         return _gpu().classify(architecture, w, eps, divergent)
-    module = fused_cpu.map_module(*_key(architecture))
-    w_in = _array(w)
+    module, k = _own_map_kernels(architecture, w.dtype)
     batch = w.shape[0]
     flag = _NO_FLAGS if divergent is None else _array(divergent.cpu())
     status = torch.empty(batch, dtype=torch.long)
     error = torch.empty(batch, dtype=w.dtype)
-    k = fused_cpu.constants(module, "own_map", w_in.dtype)
-    eps_typed = w_in.dtype.type(eps)
+    rows_in, eps_typed = _array(w).reshape(-1), k.dtype.type(eps)
     fused_cpu.run_chunks(
-        module.classify, batch, 3, w_in, flag, status.numpy(), error.numpy(), k, eps_typed
+        module.classify, batch, 3, rows_in, flag, status.numpy(), error.numpy(), k, eps_typed
     )
     return status, error

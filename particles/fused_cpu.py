@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import itertools
 import os
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from particles import fused_source as src
 
 LANES = 256  # particles per block: weights of a block stay in L1
 TASK_WORK = 250_000  # particle-steps (about 1 ms on one core) worth waking a helper thread for
+CHUNKS_PER_CORE = 4  # chunks are taken on demand: a busy core takes fewer
 ORDER_BUDGET = 1 << 25  # entries of drawn per_sample orders held at once
 
 try:  # numba is optional at import: without it every call takes the eager torch path
@@ -79,30 +79,64 @@ def run_chunks(kernel, batch: int, work: int, *args) -> None:
     ``work`` is the operations per particle (steps); a call too small to repay waking threads
     runs on the caller's thread. Otherwise up to 4 chunks per core are taken on demand by the
     caller and the pool's workers alike: if a core is busy with other work, the others simply
-    take more chunks, and the caller never idles waiting.
+    take more chunks, and the caller waits only for chunks a worker has begun, never for a
+    worker that has not woken yet (it finds no chunk left when it does).
     """
-    tasks = min(4 * threads(), batch * max(work, 1) // TASK_WORK, -(-batch // LANES))
+    tasks = batch * max(work, 1) // TASK_WORK
+    if tasks > 1:
+        tasks = min(CHUNKS_PER_CORE * threads(), tasks, -(-batch // LANES))
     if tasks <= 1:
         kernel(*args, 0, batch)
         return
     size = -(-batch // tasks // LANES) * LANES  # whole blocks per chunk
-    starts = range(0, batch, size)
-    claims = itertools.count()  # next() is atomic under the GIL: each chunk is taken once
+    chunks = _Chunks(kernel, args, batch, size)
+    for _ in range(min(threads(), tasks) - 1):
+        _executor().submit(chunks.help, flush_denormal)
+    chunks.run()
 
-    def take(flush: bool | None) -> None:
-        for index in iter(claims.__next__, None):
-            if index >= len(starts):
-                return
-            start = starts[index]
-            if flush is None:  # the caller's own thread keeps its own mode
-                kernel(*args, start, min(start + size, batch))
-            else:
-                _task(flush, kernel, *args, start, min(start + size, batch))
 
-    helpers = [_executor().submit(take, flush_denormal) for _ in range(min(threads(), tasks) - 1)]
-    take(None)
-    for helper in helpers:
-        helper.result()
+class _Chunks:
+    """The chunks of one ``run_chunks`` call, each claimed once by whichever thread is free."""
+
+    def __init__(self, kernel, args: tuple, batch: int, size: int) -> None:
+        self.kernel, self.args, self.batch, self.size = kernel, args, batch, size
+        self.lock = threading.Lock()
+        self.next = 0
+        self.begun: list[threading.Event] = []  # one per chunk a worker has claimed
+        self.error: BaseException | None = None
+
+    def _claim(self, worker: bool) -> tuple[int, int, threading.Event | None] | None:
+        with self.lock:
+            start = self.next * self.size
+            if start >= self.batch:
+                return None
+            self.next += 1
+            done = threading.Event() if worker else None
+            if worker:
+                self.begun.append(done)
+            return start, min(start + self.size, self.batch), done
+
+    def help(self, flush: bool) -> None:
+        """A worker's share: chunks in the caller's subnormal mode until none is left."""
+        while (claim := self._claim(True)) is not None:
+            start, stop, done = claim
+            try:
+                _task(flush, self.kernel, *self.args, start, stop)
+            except BaseException as error:  # handed to the caller, who raises it
+                self.error = error
+            finally:
+                done.set()
+
+    def run(self) -> None:
+        """The caller's share, then the wait for the chunks workers took."""
+        while (claim := self._claim(False)) is not None:
+            self.kernel(*self.args, claim[0], claim[1])
+        with self.lock:  # every chunk is claimed now: no worker adds to ``begun`` any more
+            begun = list(self.begun)
+        for done in begun:
+            done.wait()
+        if self.error is not None:
+            raise self.error
 
 
 def _task(flush: bool, kernel, *args) -> None:
@@ -300,6 +334,20 @@ def _train_sample_source(shapes, momentum: bool, learning: bool) -> tuple[str, l
     return "\n".join(lines), e.constants
 
 
+def _tree(name: str, terms: list[str], combine: str) -> list[str]:
+    """Lines binding ``name`` to ``terms`` combined pairwise (``combine`` of {a}, {b})."""
+    lines, level, counter = [], list(terms), 0
+    while len(level) > 1:
+        pairs, level = level, []
+        for a, b in zip(pairs[::2], pairs[1::2], strict=False):
+            counter += 1
+            lines.append(f"{name}_t{counter} = {combine.format(a=a, b=b)}")
+            level.append(f"{name}_t{counter}")
+        if len(pairs) % 2:
+            level.append(pairs[-1])
+    return [*lines, f"{name} = {level[0]}"]
+
+
 def _own_map_source(shapes, positions) -> tuple[str, list]:
     """``self_apply(w, out, k, times, start, stop)`` (N ← N ◁ N, ``times`` rounds),
     ``apply_rows(w, target, out, k, start, stop)`` (N ◁ M, M of the same architecture) and
@@ -309,29 +357,36 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
     b = src.own_map_bodies(shapes, positions)
     e, names, once, twice, applied = b.emitter, b.names, b.once, b.twice, b.applied
     apply_lines, classify_lines, pair_lines = b.apply, b.classify, b.pair
-    zero = e.const(0.0)
-    for label, values in (("d1", once), ("d2", twice), ("sz", [zero] * r)):
-        # {label}bad turns NaN when a difference is NaN or inf (x − x): no branch, no bool.
-        classify_lines += [f"{label} = {zero}", f"{label}bad = {zero}"]
-        for value, name in zip(values, names, strict=True):
-            classify_lines += [
-                f"dd = abs({value} - {name})",
-                f"{label}bad = {label}bad + (dd - dd)",
-                f"{label} = dd if dd > {label} else {label}",
-            ]
+    for label, values in (("d1", once), ("d2", twice), ("sz", None)):
+        # {label} = max_i |value_i − w_i| (sz: max_i |w_i|); {label}bad turns NaN when a term is
+        # NaN or inf (x − x): no branch, no bool. Pairwise trees keep the dependency chains short
+        # (max and a sum of zeros do not depend on the order).
+        gaps = []
+        for i, name in enumerate(names):
+            gap = f"{label}_{i}"
+            classify_lines.append(
+                f"{gap} = abs({name})" if values is None else f"{gap} = abs({values[i]} - {name})"
+            )
+            gaps.append(gap)
+        classify_lines += _tree(f"{label}bad", [f"({g} - {g})" for g in gaps], "{a} + {b}")
+        classify_lines += _tree(label, gaps, "{a} if {a} > {b} else {b}")
     load = [f"w{i} = w[j, {i}]" for i in range(r)]
     constants = ["    " + line for line in _constants(e)]
     # Self-application row by row, not transposed: with a few dozen operations per particle,
     # moving the weights into lanes and back costs more than the arithmetic it vectorises.
+    # The rows are read and written through flat views at offsets from one base index.
     apply_src = [
         _DECORATOR,
         "def self_apply(w, out, k, times, start, stop):",
         *constants,
-        "    for j in range(start, stop):",
-        src.indent(load, 2),
-        "        for _ in range(times):",
+        "    source = w",
+        "    for _ in range(times):",
+        "        for j in range(start, stop):",
+        f"            base = j * {r}",
+        src.indent([f"w{i} = source[base + {i}]" for i in range(r)], 3),
         src.indent(apply_lines, 3),
-        src.indent([f"out[j, {i}] = w{i}" for i in range(r)], 2),
+        src.indent([f"out[base + {i}] = w{i}" for i in range(r)], 3),
+        "        source = out",
     ]
     pair_src = [
         _DECORATOR,
@@ -352,7 +407,9 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
         f"    cols = np.empty({r + 2} * LANES, w.dtype)",
         "    for s in range(start, stop, LANES):",
         "        cnt = min(LANES, stop - s)",
-        "        _gather(w, w, cols, cols, s, cnt, False)",
+        "        for j in range(cnt):",
+        f"            base = (s + j) * {r}",
+        src.indent([f"cols[{i * LANES} + j] = w[base + {i}]" for i in range(r)], 3),
         "        for j in range(cnt):",
         src.indent([f"w{i} = cols[{i * LANES} + j]" for i in range(r)] + classify_lines, 3),
         "            first = inf if d1bad != d1bad else d1",
@@ -365,9 +422,12 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
         f"            cols[{(r + 1) * LANES} + j] = zero if szbad != szbad else code",
         "        for j in range(cnt):",
         f"            error[s + j] = cols[{r * LANES} + j]",
+        "        for j in range(cnt):",
         f"            status[s + j] = int(cols[{(r + 1) * LANES} + j])",
-        "            if flag.shape[0] > 0 and flag[s + j]:",
-        "                status[s + j] = 0",
+        "        if flag.shape[0] > 0:",
+        "            for j in range(cnt):",
+        "                if flag[s + j]:",
+        "                    status[s + j] = 0",
     ]
     sources = ["\n".join(part) for part in (apply_src, pair_src, classify_src)]
     return "\n\n\n".join(sources), e.constants
