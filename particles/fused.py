@@ -256,8 +256,11 @@ def classify(
     flag = _NO_FLAGS if divergent is None else _array(divergent.cpu())
     status = torch.empty(batch, dtype=torch.long)
     error = torch.empty(batch, dtype=w.dtype)
-    rows_in, eps_typed = _array(w).reshape(-1), k.dtype.type(eps)
+    rows_in, kernel = _array(w).reshape(-1), module.classify
+    if w.dtype == torch.float32 and w.shape[1] % 2 == 0:  # weights move in pairs (8 bytes)
+        rows_in, kernel = rows_in.view(np.uint64), module.classify_pairs
+    eps_typed = k.dtype.type(eps)
     fused_cpu.run_chunks(
-        module.classify, batch, 3, rows_in, flag, status.numpy(), error.numpy(), k, eps_typed
+        kernel, batch, 3, rows_in, flag, status.numpy(), error.numpy(), k, eps_typed
     )
     return status, error

@@ -348,6 +348,65 @@ def _tree(name: str, terms: list[str], combine: str) -> list[str]:
     return [*lines, f"{name} = {level[0]}"]
 
 
+def _classify_source(r: int, constants: list[str], body: list[str], per: int, name: str) -> str:
+    """``{name}(rows, flag, status, error, k, eps, start, stop)``: SPEC D13 codes and fixpoint
+    errors of the flat weight rows, moved into lanes ``per`` weights at a time (``rows`` viewed
+    as 8-byte units: two float32 weights move as one, then split by a vectorised pass; moving
+    the weights into lanes costs as much as the arithmetic on them)."""
+    units = r // per
+    lines = [
+        _DECORATOR,
+        f"def {name}(rows, flag, status, error, k, eps, start, stop):",
+        *constants,
+        "    inf = k.dtype.type(np.inf)",
+        "    zero, one, two, three, four = [k.dtype.type(c) for c in range(5)]",
+        # Two more rows hold each lane's error and class: the loop then reads and writes one
+        # array at constant offsets, which LLVM vectorises (other output arrays stopped it).
+        f"    cols = np.empty({r + 2} * LANES, k.dtype)",
+        f"    packed = np.empty({units} * LANES, rows.dtype)" if per > 1 else "    packed = cols",
+        "    halves = packed.view(k.dtype)",
+        "    for s in range(start, stop, LANES):",
+        "        cnt = min(LANES, stop - s)",
+        "        for j in range(cnt):",
+        f"            base = (s + j) * {units}",
+        src.indent([f"packed[{u} * LANES + j] = rows[base + {u}]" for u in range(units)], 3),
+    ]
+    for u in range(units if per > 1 else 0):  # the halves of each unit into their own rows
+        lines += [
+            "        for j in range(cnt):",
+            src.indent(
+                [
+                    f"cols[{u * per + h} * LANES + j] = halves[{per * u} * LANES + {per} * j + {h}]"
+                    for h in range(per)
+                ],
+                3,
+            ),
+        ]
+    lanes = [f"w{i} = cols[{i} * LANES + j]" for i in range(r)]
+    lines += [
+        "        for j in range(cnt):",
+        src.indent(lanes + body, 3),
+        "            first = inf if d1nan != d1nan else d1",
+        "            second = inf if d2nan != d2nan else d2",
+        "            finite = sznan + (sz - sz)",  # NaN where a weight is NaN or ±inf
+        f"            cols[{r} * LANES + j] = first",
+        "            code = four",
+        "            code = three if second <= eps else code",
+        "            code = two if first <= eps else code",
+        "            code = one if sz <= eps else code",
+        f"            cols[{r + 1} * LANES + j] = zero if finite != finite else code",
+        "        for j in range(cnt):",
+        f"            error[s + j] = cols[{r} * LANES + j]",
+        "        for j in range(cnt):",
+        f"            status[s + j] = int(cols[{r + 1} * LANES + j])",
+        "        if flag.shape[0] > 0:",
+        "            for j in range(cnt):",
+        "                if flag[s + j]:",
+        "                    status[s + j] = 0",
+    ]
+    return "\n".join(lines)
+
+
 def _own_map_source(shapes, positions) -> tuple[str, list]:
     """``self_apply(w, out, k, times, start, stop)`` (N ← N ◁ N, ``times`` rounds),
     ``apply_rows(w, target, out, k, start, stop)`` (N ◁ M, M of the same architecture) and
@@ -358,9 +417,9 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
     e, names, once, twice, applied = b.emitter, b.names, b.once, b.twice, b.applied
     apply_lines, classify_lines, pair_lines = b.apply, b.classify, b.pair
     for label, values in (("d1", once), ("d2", twice), ("sz", None)):
-        # {label} = max_i |value_i − w_i| (sz: max_i |w_i|); {label}bad turns NaN when a term is
-        # NaN or inf (x − x): no branch, no bool. Pairwise trees keep the dependency chains short
-        # (max and a sum of zeros do not depend on the order).
+        # {label} = max_i |value_i − w_i| (sz: max_i |w_i|), exact where no term is NaN (inf
+        # included); {label}nan, the sum of the terms (all ≥ 0), is NaN exactly where one is.
+        # No branch, no bool; pairwise trees keep the dependency chains short.
         gaps = []
         for i, name in enumerate(names):
             gap = f"{label}_{i}"
@@ -368,7 +427,7 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
                 f"{gap} = abs({name})" if values is None else f"{gap} = abs({values[i]} - {name})"
             )
             gaps.append(gap)
-        classify_lines += _tree(f"{label}bad", [f"({g} - {g})" for g in gaps], "{a} + {b}")
+        classify_lines += _tree(f"{label}nan", gaps, "{a} + {b}")
         classify_lines += _tree(label, gaps, "{a} if {a} > {b} else {b}")
     load = [f"w{i} = w[j, {i}]" for i in range(r)]
     constants = ["    " + line for line in _constants(e)]
@@ -396,40 +455,10 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
         src.indent(load + [f"m{i} = target[j, {i}]" for i in range(r)] + pair_lines, 2),
         src.indent([f"out[j, {i}] = {value}" for i, value in enumerate(applied)], 2),
     ]
-    classify_src = [
-        _DECORATOR,
-        "def classify(w, flag, status, error, k, eps, start, stop):",
-        *constants,
-        "    inf = w.dtype.type(np.inf)",
-        "    zero, one, two, three, four = [w.dtype.type(c) for c in range(5)]",
-        # Two more rows hold each lane's error and class: the loop then reads and writes one
-        # array at constant offsets, which LLVM vectorises (other output arrays stopped it).
-        f"    cols = np.empty({r + 2} * LANES, w.dtype)",
-        "    for s in range(start, stop, LANES):",
-        "        cnt = min(LANES, stop - s)",
-        "        for j in range(cnt):",
-        f"            base = (s + j) * {r}",
-        src.indent([f"cols[{i * LANES} + j] = w[base + {i}]" for i in range(r)], 3),
-        "        for j in range(cnt):",
-        src.indent([f"w{i} = cols[{i * LANES} + j]" for i in range(r)] + classify_lines, 3),
-        "            first = inf if d1bad != d1bad else d1",
-        "            second = inf if d2bad != d2bad else d2",
-        f"            cols[{r * LANES} + j] = first",
-        "            code = four",
-        "            code = three if second <= eps else code",
-        "            code = two if first <= eps else code",
-        "            code = one if sz <= eps else code",
-        f"            cols[{(r + 1) * LANES} + j] = zero if szbad != szbad else code",
-        "        for j in range(cnt):",
-        f"            error[s + j] = cols[{r * LANES} + j]",
-        "        for j in range(cnt):",
-        f"            status[s + j] = int(cols[{(r + 1) * LANES} + j])",
-        "        if flag.shape[0] > 0:",
-        "            for j in range(cnt):",
-        "                if flag[s + j]:",
-        "                    status[s + j] = 0",
-    ]
-    sources = ["\n".join(part) for part in (apply_src, pair_src, classify_src)]
+    classify_src = [_classify_source(r, constants, classify_lines, 1, "classify")]
+    if r % 2 == 0:
+        classify_src.append(_classify_source(r, constants, classify_lines, 2, "classify_pairs"))
+    sources = ["\n".join(part) for part in (apply_src, pair_src)] + classify_src
     return "\n\n\n".join(sources), e.constants
 
 

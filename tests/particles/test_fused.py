@@ -8,6 +8,9 @@ route spy checks that they did.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import torch
 
@@ -26,6 +29,7 @@ from tests.particles import reference as ref
 pytestmark = pytest.mark.skipif(not fused_cpu.AVAILABLE, reason="numba is not installed")
 
 F64, F32 = torch.float64, torch.float32
+CLASSIFY = {F32: "classify_pairs", F64: "classify"}  # float32 weights move into lanes in pairs
 N = 2 * fused.MIN_BATCH + 37  # two full blocks of lanes and a ragged one
 
 
@@ -257,7 +261,7 @@ def test_classify_equals_eager(dtype, kernel_calls):
     expected_status, expected_error = eager(
         lambda: classify_with_error(architecture, w, eps=1e-5, divergent=divergent)
     )
-    assert kernel_calls == ["classify"]
+    assert kernel_calls == [CLASSIFY[dtype]]
     assert torch.equal(status, expected_status)
     assert_same(error, expected_error, 1e-6 if dtype == F32 else 1e-15)
     counts = torch.bincount(status, minlength=5)
@@ -344,3 +348,99 @@ def test_an_unwritable_cache_folder_falls_back_to_a_private_one(monkeypatch, tmp
         assert folder.is_dir() and folder != blocked / "kernels"
     finally:
         fused_cpu._writable_folder.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("width", "depth", "dtype", "kernel"),
+    [
+        (3, 2, F32, "classify_pairs"),  # r = 24: float32 weights move in pairs
+        (3, 1, F32, "classify"),  # r = 15: an odd row moves one weight at a time
+        (3, 3, F32, "classify"),  # r = 33
+        (3, 3, F64, "classify"),
+    ],
+)
+def test_classify_of_other_widths_equals_eager(width, depth, dtype, kernel, kernel_calls):
+    architecture = Weightwise(width=width, depth=depth)
+    w = rows(architecture, seed=18, dtype=dtype)
+    w[:30] *= 1e-7  # ZERO
+    w[30, 0], w[31, -1], w[32, 5] = float("nan"), float("inf"), -float("inf")
+    status, error = classify_with_error(architecture, w, eps=1e-5)
+    expected_status, expected_error = eager(lambda: classify_with_error(architecture, w, eps=1e-5))
+    assert kernel_calls == [kernel]
+    assert torch.equal(status, expected_status)
+    assert_same(error, expected_error, 1e-5 if dtype == F32 else 1e-13)
+    assert (status == Status.ZERO).sum() == 30 and (status == Status.DIVERGENT).sum() == 3
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_own_map_kernels_read_rows_at_any_offset(dtype):
+    """A batch that starts one weight into its storage (not 8-byte aligned in float32)."""
+    architecture = Weightwise()
+    storage = special_rows(dtype).flatten()
+    w = storage[1 : 1 + (N - 1) * 14].view(N - 1, 14)
+    assert w.is_contiguous() and w.storage_offset() == 1
+    expected_status, expected_error = eager(lambda: classify_with_error(architecture, w))
+    status, error = classify_with_error(architecture, w)
+    assert torch.equal(status, expected_status)
+    assert_same(error, expected_error, 1e-6 if dtype == F32 else 1e-15)
+    finite = torch.isfinite(error)
+    expected = eager(lambda: self_apply(architecture, w))
+    assert_same(self_apply(architecture, w)[finite], expected[finite], 1e-5)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_own_map_kernels_in_chunks_on_threads_equal_one_call(dtype, monkeypatch):
+    architecture = Weightwise()
+    w = special_rows(dtype)
+    flag = torch.zeros(N, dtype=torch.bool)
+    flag[N - 1] = True
+    whole = [
+        self_apply(architecture, w, times=3),
+        *classify_with_error(architecture, w, divergent=flag),
+    ]
+    monkeypatch.setattr(fused_cpu, "TASK_WORK", 1)  # every block its own chunk, helpers woken
+    monkeypatch.setattr(fused_cpu, "threads", lambda: 2)
+    chunked = [
+        self_apply(architecture, w, times=3),
+        *classify_with_error(architecture, w, divergent=flag),
+    ]
+    for a, b in zip(chunked, whole, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+
+
+class _LateExecutor:
+    """A pool whose workers wake only when told: the caller must not wait for them."""
+
+    def __init__(self):
+        self.asleep = []
+
+    def submit(self, fn, *args):
+        self.asleep.append((fn, args))
+
+
+def test_the_caller_never_waits_for_a_worker_that_has_not_woken(monkeypatch):
+    late = _LateExecutor()
+    monkeypatch.setattr(fused_cpu, "_executor", lambda: late)
+    monkeypatch.setattr(fused_cpu, "TASK_WORK", 1)
+    monkeypatch.setattr(fused_cpu, "threads", lambda: 2)
+    ran = []
+    fused_cpu.run_chunks(lambda start, stop: ran.append((start, stop)), 8 * fused_cpu.LANES, 1)
+    assert sorted(ran) == [(i * fused_cpu.LANES, (i + 1) * fused_cpu.LANES) for i in range(8)]
+    assert len(late.asleep) == 1
+    fn, args = late.asleep[0]
+    fn(*args)  # the worker wakes after the call: it finds no chunk left
+    assert len(ran) == 8
+
+
+def test_an_error_in_a_worker_reaches_the_caller(monkeypatch):
+    monkeypatch.setattr(fused_cpu, "TASK_WORK", 1)
+    monkeypatch.setattr(fused_cpu, "threads", lambda: 2)
+    caller = threading.get_ident()
+
+    def kernel(start, stop):
+        time.sleep(0.002)  # long enough that the worker takes chunks too
+        if threading.get_ident() != caller:
+            raise ArithmeticError(f"chunk {start}")
+
+    with pytest.raises(ArithmeticError, match="chunk"):
+        fused_cpu.run_chunks(kernel, 8 * fused_cpu.LANES, 1)
