@@ -113,6 +113,11 @@ def _own_map_kernels(architecture: Weightwise, dtype: torch.dtype):
     return module, constants[dtype]
 
 
+def _in_pairs(w: Tensor) -> bool:
+    """True where the own-map kernels move the weights into lanes two at a time (8 bytes)."""
+    return w.dtype == torch.float32 and w.shape[1] % 2 == 0
+
+
 def _array(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
@@ -223,8 +228,11 @@ def self_apply(architecture: Weightwise, w: Tensor, times: int) -> Tensor | None
         return _gpu().self_apply(architecture, w, times)
     module, k = _own_map_kernels(architecture, w.dtype)
     out = torch.empty_like(w, memory_format=torch.contiguous_format)
-    rows_in, rows_out = _array(w).reshape(-1), out.numpy().reshape(-1)
-    fused_cpu.run_chunks(module.self_apply, w.shape[0], times, rows_in, rows_out, k, times)
+    rows_in, rows_out, kernel = _array(w).reshape(-1), out.numpy().reshape(-1), module.self_apply
+    if _in_pairs(w):
+        rows_in, rows_out = rows_in.view(np.uint64), rows_out.view(np.uint64)
+        kernel = module.self_apply_pairs
+    fused_cpu.run_chunks(kernel, w.shape[0], times, rows_in, rows_out, k, times)
     return out
 
 
@@ -257,7 +265,7 @@ def classify(
     status = torch.empty(batch, dtype=torch.long)
     error = torch.empty(batch, dtype=w.dtype)
     rows_in, kernel = _array(w).reshape(-1), module.classify
-    if w.dtype == torch.float32 and w.shape[1] % 2 == 0:  # weights move in pairs (8 bytes)
+    if _in_pairs(w):
         rows_in, kernel = rows_in.view(np.uint64), module.classify_pairs
     eps_typed = k.dtype.type(eps)
     fused_cpu.run_chunks(

@@ -30,6 +30,7 @@ from particles import fused_source as src
 
 LANES = 256  # particles per block: weights of a block stay in L1
 TASK_WORK = 250_000  # particle-steps (about 1 ms on one core) worth waking a helper thread for
+SPLIT_WORK = 5_000  # particle-steps (about 20 µs): a chunk worth a core that is idle right now
 CHUNKS_PER_CORE = 4  # chunks are taken on demand: a busy core takes fewer
 ORDER_BUDGET = 1 << 25  # entries of drawn per_sample orders held at once
 
@@ -76,23 +77,48 @@ def _executor() -> ThreadPoolExecutor:
 def run_chunks(kernel, batch: int, work: int, *args) -> None:
     """Call ``kernel(*args, start, stop)`` over [0, batch) in chunks, on all cores.
 
-    ``work`` is the operations per particle (steps); a call too small to repay waking threads
-    runs on the caller's thread. Otherwise up to 4 chunks per core are taken on demand by the
-    caller and the pool's workers alike: if a core is busy with other work, the others simply
-    take more chunks, and the caller waits only for chunks a worker has begun, never for a
-    worker that has not woken yet (it finds no chunk left when it does).
+    ``work`` is the operations per particle (steps). A long call (chunks of ``TASK_WORK`` or
+    more) wakes a worker on every core; a short one (chunks of ``SPLIT_WORK`` or more) only on
+    cores that are idle this instant, as a worker that has to wait for a busy core costs more
+    than its share of a short call; a call shorter still runs on the caller's thread. Up to
+    ``CHUNKS_PER_CORE`` chunks per thread are taken on demand by the caller and the workers
+    alike: a busy core simply takes fewer, and the caller waits only for chunks a worker has
+    begun, never for a worker that has not woken yet (it finds no chunk left when it does).
     """
-    tasks = batch * max(work, 1) // TASK_WORK
-    if tasks > 1:
-        tasks = min(CHUNKS_PER_CORE * threads(), tasks, -(-batch // LANES))
-    if tasks <= 1:
+    total, blocks = batch * max(work, 1), -(-batch // LANES)
+    if total >= 2 * TASK_WORK:
+        tasks = min(CHUNKS_PER_CORE * threads(), total // TASK_WORK, blocks)
+        workers = min(threads(), tasks) - 1
+    elif total >= 2 * SPLIT_WORK and (idle := idle_cores()) > 0:
+        tasks = min(total // SPLIT_WORK, blocks)
+        workers = min(idle, tasks - 1)
+        tasks = min(tasks, CHUNKS_PER_CORE * (workers + 1))
+    else:
+        tasks = workers = 0
+    if workers < 1:
         kernel(*args, 0, batch)
         return
     size = -(-batch // tasks // LANES) * LANES  # whole blocks per chunk
     chunks = _Chunks(kernel, args, batch, size)
-    for _ in range(min(threads(), tasks) - 1):
+    for _ in range(workers):
         _executor().submit(chunks.help, flush_denormal)
     chunks.run()
+
+
+_loadavg: int | None = None  # an open /proc/loadavg, read again at every call
+
+
+def idle_cores() -> int:
+    """Cores of ``threads()`` with nothing to run this instant, the caller's own not counted
+    (Linux: runnable threads in /proc/loadavg); where that cannot be read, all but one."""
+    global _loadavg
+    try:
+        if _loadavg is None:
+            _loadavg = os.open("/proc/loadavg", os.O_RDONLY)
+        running = int(os.pread(_loadavg, 64, 0).split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return threads() - 1
+    return max(0, threads() - running)
 
 
 class _Chunks:
@@ -348,12 +374,82 @@ def _tree(name: str, terms: list[str], combine: str) -> list[str]:
     return [*lines, f"{name} = {level[0]}"]
 
 
+def _half(unit: int, h: int, per: int) -> str:
+    """The ``h``-th weight of lane j's ``unit`` in the unit buffer."""
+    return f"halves[{per * unit} * LANES + {per} * j + {h}]"
+
+
+def _into_lanes(r: int, per: int) -> list[str]:
+    """Lines (at block depth) moving rows [s, s + cnt) of ``rows`` into lane rows of ``cols``.
+
+    ``rows`` is viewed as 8-byte units of ``per`` weights each: with two float32 weights per
+    unit the strided move, which costs as much as the arithmetic on the weights, halves, and a
+    vectorised pass splits the halves (``packed`` and ``halves`` are the unit buffer's views).
+    """
+    units = r // per
+    lines = [
+        "        for j in range(cnt):",
+        f"            base = (s + j) * {units}",
+        src.indent([f"packed[{u} * LANES + j] = rows[base + {u}]" for u in range(units)], 3),
+    ]
+    for u in range(units if per > 1 else 0):
+        lines += ["        for j in range(cnt):"]
+        lines += [
+            f"            cols[{u * per + h} * LANES + j] = {_half(u, h, per)}" for h in range(per)
+        ]
+    return lines
+
+
+def _out_of_lanes(r: int, per: int) -> list[str]:
+    """Lines (at block depth) moving the lane rows of ``cols`` back into rows of ``out``."""
+    units = r // per
+    lines = []
+    for u in range(units if per > 1 else 0):
+        lines += ["        for j in range(cnt):"]
+        lines += [
+            f"            {_half(u, h, per)} = cols[{u * per + h} * LANES + j]" for h in range(per)
+        ]
+    return lines + [
+        "        for j in range(cnt):",
+        f"            base = (s + j) * {units}",
+        src.indent([f"out[base + {u}] = packed[{u} * LANES + j]" for u in range(units)], 3),
+    ]
+
+
+def _buffers(r: int, rows: int, per: int) -> list[str]:
+    """The lane rows ``cols`` ([rows × LANES]) and the unit buffer of ``_into_lanes``."""
+    return [
+        f"    cols = np.empty({rows} * LANES, k.dtype)",
+        f"    packed = np.empty({r // per} * LANES, np.uint64)" if per > 1 else "    packed = cols",
+        "    halves = packed.view(k.dtype)",
+    ]
+
+
+def _self_apply_lanes_source(r: int, constants: list[str], body: list[str], per: int) -> str:
+    """``self_apply_pairs(rows, out, k, times, start, stop)``: ``self_apply`` on blocks of lanes
+    (float32 rows viewed as 8-byte units, two weights each)."""
+    load = [f"w{i} = cols[{i} * LANES + j]" for i in range(r)]
+    store = [f"cols[{i} * LANES + j] = w{i}" for i in range(r)]
+    lines = [
+        _DECORATOR,
+        "def self_apply_pairs(rows, out, k, times, start, stop):",
+        *constants,
+        *_buffers(r, r, per),
+        "    for s in range(start, stop, LANES):",
+        "        cnt = min(LANES, stop - s)",
+        *_into_lanes(r, per),
+        "        for _ in range(times):",
+        "            for j in range(cnt):",
+        src.indent(load + body + store, 4),
+        *_out_of_lanes(r, per),
+    ]
+    return "\n".join(lines)
+
+
 def _classify_source(r: int, constants: list[str], body: list[str], per: int, name: str) -> str:
     """``{name}(rows, flag, status, error, k, eps, start, stop)``: SPEC D13 codes and fixpoint
-    errors of the flat weight rows, moved into lanes ``per`` weights at a time (``rows`` viewed
-    as 8-byte units: two float32 weights move as one, then split by a vectorised pass; moving
-    the weights into lanes costs as much as the arithmetic on them)."""
-    units = r // per
+    errors of the flat weight rows, moved into lanes ``per`` weights at a time."""
+    lanes = [f"w{i} = cols[{i} * LANES + j]" for i in range(r)]
     lines = [
         _DECORATOR,
         f"def {name}(rows, flag, status, error, k, eps, start, stop):",
@@ -362,28 +458,10 @@ def _classify_source(r: int, constants: list[str], body: list[str], per: int, na
         "    zero, one, two, three, four = [k.dtype.type(c) for c in range(5)]",
         # Two more rows hold each lane's error and class: the loop then reads and writes one
         # array at constant offsets, which LLVM vectorises (other output arrays stopped it).
-        f"    cols = np.empty({r + 2} * LANES, k.dtype)",
-        f"    packed = np.empty({units} * LANES, rows.dtype)" if per > 1 else "    packed = cols",
-        "    halves = packed.view(k.dtype)",
+        *_buffers(r, r + 2, per),
         "    for s in range(start, stop, LANES):",
         "        cnt = min(LANES, stop - s)",
-        "        for j in range(cnt):",
-        f"            base = (s + j) * {units}",
-        src.indent([f"packed[{u} * LANES + j] = rows[base + {u}]" for u in range(units)], 3),
-    ]
-    for u in range(units if per > 1 else 0):  # the halves of each unit into their own rows
-        lines += [
-            "        for j in range(cnt):",
-            src.indent(
-                [
-                    f"cols[{u * per + h} * LANES + j] = halves[{per * u} * LANES + {per} * j + {h}]"
-                    for h in range(per)
-                ],
-                3,
-            ),
-        ]
-    lanes = [f"w{i} = cols[{i} * LANES + j]" for i in range(r)]
-    lines += [
+        *_into_lanes(r, per),
         "        for j in range(cnt):",
         src.indent(lanes + body, 3),
         "            first = inf if d1nan != d1nan else d1",
@@ -456,8 +534,9 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
         src.indent([f"out[j, {i}] = {value}" for i, value in enumerate(applied)], 2),
     ]
     classify_src = [_classify_source(r, constants, classify_lines, 1, "classify")]
-    if r % 2 == 0:
+    if r % 2 == 0:  # float32 rows move into lanes in pairs
         classify_src.append(_classify_source(r, constants, classify_lines, 2, "classify_pairs"))
+        classify_src.append(_self_apply_lanes_source(r, constants, apply_lines, 2))
     sources = ["\n".join(part) for part in (apply_src, pair_src)] + classify_src
     return "\n\n\n".join(sources), e.constants
 

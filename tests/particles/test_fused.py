@@ -30,6 +30,7 @@ pytestmark = pytest.mark.skipif(not fused_cpu.AVAILABLE, reason="numba is not in
 
 F64, F32 = torch.float64, torch.float32
 CLASSIFY = {F32: "classify_pairs", F64: "classify"}  # float32 weights move into lanes in pairs
+SELF_APPLY = {F32: "self_apply_pairs", F64: "self_apply"}
 N = 2 * fused.MIN_BATCH + 37  # two full blocks of lanes and a ragged one
 
 
@@ -296,7 +297,7 @@ def test_self_apply_equals_eager(dtype, times, kernel_calls):
     w = special_rows(dtype)
     out = self_apply(architecture, w, times=times)
     expected = eager(lambda: self_apply(architecture, w, times=times))
-    assert kernel_calls == ["self_apply"]
+    assert kernel_calls == [SELF_APPLY[dtype]]
     finite = torch.isfinite(expected).all(dim=1)
     assert_same(out[finite], expected[finite], 1e-5 if dtype == F32 else 1e-13)
     assert torch.equal(torch.isfinite(out).all(dim=1), finite)
@@ -359,7 +360,7 @@ def test_an_unwritable_cache_folder_falls_back_to_a_private_one(monkeypatch, tmp
         (3, 3, F64, "classify"),
     ],
 )
-def test_classify_of_other_widths_equals_eager(width, depth, dtype, kernel, kernel_calls):
+def test_own_map_kernels_of_other_widths_equal_eager(width, depth, dtype, kernel, kernel_calls):
     architecture = Weightwise(width=width, depth=depth)
     w = rows(architecture, seed=18, dtype=dtype)
     w[:30] *= 1e-7  # ZERO
@@ -370,6 +371,13 @@ def test_classify_of_other_widths_equals_eager(width, depth, dtype, kernel, kern
     assert torch.equal(status, expected_status)
     assert_same(error, expected_error, 1e-5 if dtype == F32 else 1e-13)
     assert (status == Status.ZERO).sum() == 30 and (status == Status.DIVERGENT).sum() == 3
+    kernel_calls.clear()
+    applied = self_apply(architecture, w, times=2)
+    expected = eager(lambda: self_apply(architecture, w, times=2))
+    assert kernel_calls == [kernel.replace("classify", "self_apply")]
+    finite = torch.isfinite(expected).all(dim=1)
+    assert_same(applied[finite], expected[finite], 1e-5 if dtype == F32 else 1e-13)
+    assert torch.equal(torch.isfinite(applied).all(dim=1), finite)
 
 
 @pytest.mark.parametrize("dtype", [F32, F64])
@@ -444,3 +452,27 @@ def test_an_error_in_a_worker_reaches_the_caller(monkeypatch):
 
     with pytest.raises(ArithmeticError, match="chunk"):
         fused_cpu.run_chunks(kernel, 8 * fused_cpu.LANES, 1)
+
+
+@pytest.mark.parametrize(("idle", "woken"), [(0, 0), (1, 1), (5, 1)])
+def test_a_short_call_wakes_workers_only_for_idle_cores(idle, woken, monkeypatch):
+    """10 blocks of 20 steps: short (under TASK_WORK), long enough to split (SPLIT_WORK)."""
+    late = _LateExecutor()
+    monkeypatch.setattr(fused_cpu, "_executor", lambda: late)
+    monkeypatch.setattr(fused_cpu, "threads", lambda: 2)
+    monkeypatch.setattr(fused_cpu, "idle_cores", lambda: idle)
+    ran = []
+    batch = 10 * fused_cpu.LANES
+    assert 2 * fused_cpu.SPLIT_WORK <= batch * 20 < fused_cpu.TASK_WORK
+    fused_cpu.run_chunks(lambda start, stop: ran.append((start, stop)), batch, 20)
+    assert len(late.asleep) == woken
+    assert sum(stop - start for start, stop in ran) == batch  # the caller took every chunk
+    assert (len(ran) > 1) == (woken > 0)
+
+
+def test_idle_cores_reads_the_runnable_threads(monkeypatch):
+    monkeypatch.setattr(fused_cpu, "threads", lambda: 4)
+    monkeypatch.setattr(fused_cpu.os, "pread", lambda fd, n, at: b"0.50 0.40 0.30 3/120 999\n")
+    assert fused_cpu.idle_cores() == 1  # 3 runnable, the caller among them
+    monkeypatch.setattr(fused_cpu.os, "pread", lambda fd, n, at: b"garbled")
+    assert fused_cpu.idle_cores() == 3  # unreadable: all cores but the caller's
