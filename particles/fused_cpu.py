@@ -91,7 +91,7 @@ def run_chunks(kernel, batch: int, work: int, *args) -> None:
         workers = min(threads(), tasks) - 1
     elif total >= 2 * SPLIT_WORK and (idle := idle_cores()) > 0:
         tasks = min(total // SPLIT_WORK, blocks)
-        workers = min(idle, tasks - 1)
+        workers = min(idle, threads() - 1, tasks - 1)
         tasks = min(tasks, CHUNKS_PER_CORE * (workers + 1))
     else:
         tasks = workers = 0
