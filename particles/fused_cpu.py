@@ -29,8 +29,8 @@ import torch
 from particles import fused_source as src
 
 LANES = 256  # particles per block: weights of a block stay in L1
+MAP_LANES = 128  # the same for the own-map kernels: more rows per particle, fewer lanes fit L1
 TASK_WORK = 250_000  # particle-steps (about 1 ms on one core) worth waking a helper thread for
-SPLIT_WORK = 5_000  # particle-steps (about 20 µs): a chunk worth a core that is idle right now
 CHUNKS_PER_CORE = 4  # chunks are taken on demand: a busy core takes fewer
 ORDER_BUDGET = 1 << 25  # entries of drawn per_sample orders held at once
 
@@ -77,48 +77,25 @@ def _executor() -> ThreadPoolExecutor:
 def run_chunks(kernel, batch: int, work: int, *args) -> None:
     """Call ``kernel(*args, start, stop)`` over [0, batch) in chunks, on all cores.
 
-    ``work`` is the operations per particle (steps). A long call (chunks of ``TASK_WORK`` or
-    more) wakes a worker on every core; a short one (chunks of ``SPLIT_WORK`` or more) only on
-    cores that are idle this instant, as a worker that has to wait for a busy core costs more
-    than its share of a short call; a call shorter still runs on the caller's thread. Up to
-    ``CHUNKS_PER_CORE`` chunks per thread are taken on demand by the caller and the workers
-    alike: a busy core simply takes fewer, and the caller waits only for chunks a worker has
-    begun, never for a worker that has not woken yet (it finds no chunk left when it does).
+    ``work`` is the operations per particle (steps); a call too small to repay waking threads
+    runs on the caller's thread (on a shared machine a worker that waits for a busy core costs
+    more than its share of a short call). Otherwise up to ``CHUNKS_PER_CORE`` chunks per core
+    are taken on demand by the caller and the pool's workers alike: a busy core simply takes
+    fewer, and the caller waits only for chunks a worker has begun, never for a worker that
+    has not woken yet (it finds no chunk left when it does). Chunks are whole blocks of
+    ``LANES`` particles, a multiple of ``MAP_LANES``.
     """
-    total, blocks = batch * max(work, 1), -(-batch // LANES)
-    if total >= 2 * TASK_WORK:
-        tasks = min(CHUNKS_PER_CORE * threads(), total // TASK_WORK, blocks)
-        workers = min(threads(), tasks) - 1
-    elif total >= 2 * SPLIT_WORK and (idle := idle_cores()) > 0:
-        tasks = min(total // SPLIT_WORK, blocks)
-        workers = min(idle, threads() - 1, tasks - 1)
-        tasks = min(tasks, CHUNKS_PER_CORE * (workers + 1))
-    else:
-        tasks = workers = 0
-    if workers < 1:
+    tasks = batch * max(work, 1) // TASK_WORK
+    if tasks > 1:
+        tasks = min(CHUNKS_PER_CORE * threads(), tasks, -(-batch // LANES))
+    if tasks <= 1:
         kernel(*args, 0, batch)
         return
     size = -(-batch // tasks // LANES) * LANES  # whole blocks per chunk
     chunks = _Chunks(kernel, args, batch, size)
-    for _ in range(workers):
+    for _ in range(min(threads(), tasks) - 1):
         _executor().submit(chunks.help, flush_denormal)
     chunks.run()
-
-
-_loadavg: int | None = None  # an open /proc/loadavg, read again at every call
-
-
-def idle_cores() -> int:
-    """Cores of ``threads()`` with nothing to run this instant, the caller's own not counted
-    (Linux: runnable threads in /proc/loadavg); where that cannot be read, all but one."""
-    global _loadavg
-    try:
-        if _loadavg is None:
-            _loadavg = os.open("/proc/loadavg", os.O_RDONLY)
-        running = int(os.pread(_loadavg, 64, 0).split()[3].split(b"/")[0])
-    except (OSError, ValueError, IndexError):
-        return threads() - 1
-    return max(0, threads() - running)
 
 
 class _Chunks:
@@ -585,9 +562,9 @@ def _module(source: str):
     return module
 
 
-def _assemble(*parts: tuple[str, str, list]) -> str:
+def _assemble(*parts: tuple[str, str, list], lanes: int = LANES) -> str:
     """A module of the header and each (name, source, constants); ``K_name`` holds constants."""
-    text = [_HEADER.format(lanes=LANES)]
+    text = [_HEADER.format(lanes=lanes)]
     for name, body, constants in parts:
         text.append(f"K_{name} = {[float(c) for c in constants]!r}\n\n\n{body}\n")
     return "\n\n".join(text)
@@ -605,7 +582,7 @@ def train_module(shapes, positions, momentum: bool, learning: bool):
 def map_module(shapes, positions):
     """The module of ``self_apply`` and ``classify`` for one architecture."""
     body, constants = _own_map_source(shapes, positions)
-    return _module(_assemble(("own_map", body, constants)))
+    return _module(_assemble(("own_map", body, constants), lanes=MAP_LANES))
 
 
 _constant_arrays: dict = {}

@@ -452,27 +452,3 @@ def test_an_error_in_a_worker_reaches_the_caller(monkeypatch):
 
     with pytest.raises(ArithmeticError, match="chunk"):
         fused_cpu.run_chunks(kernel, 8 * fused_cpu.LANES, 1)
-
-
-@pytest.mark.parametrize(("idle", "woken"), [(0, 0), (1, 1), (5, 1)])
-def test_a_short_call_wakes_workers_only_for_idle_cores(idle, woken, monkeypatch):
-    """10 blocks of 20 steps: short (under TASK_WORK), long enough to split (SPLIT_WORK)."""
-    late = _LateExecutor()
-    monkeypatch.setattr(fused_cpu, "_executor", lambda: late)
-    monkeypatch.setattr(fused_cpu, "threads", lambda: 2)
-    monkeypatch.setattr(fused_cpu, "idle_cores", lambda: idle)
-    ran = []
-    batch = 10 * fused_cpu.LANES
-    assert 2 * fused_cpu.SPLIT_WORK <= batch * 20 < fused_cpu.TASK_WORK
-    fused_cpu.run_chunks(lambda start, stop: ran.append((start, stop)), batch, 20)
-    assert len(late.asleep) == woken
-    assert sum(stop - start for start, stop in ran) == batch  # the caller took every chunk
-    assert (len(ran) > 1) == (woken > 0)
-
-
-def test_idle_cores_reads_the_runnable_threads(monkeypatch):
-    monkeypatch.setattr(fused_cpu, "threads", lambda: 4)
-    monkeypatch.setattr(fused_cpu.os, "pread", lambda fd, n, at: b"0.50 0.40 0.30 3/120 999\n")
-    assert fused_cpu.idle_cores() == 1  # 3 runnable, the caller among them
-    monkeypatch.setattr(fused_cpu.os, "pread", lambda fd, n, at: b"garbled")
-    assert fused_cpu.idle_cores() == 3  # unreadable: all cores but the caller's
