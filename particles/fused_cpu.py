@@ -486,9 +486,9 @@ def _own_map_source(shapes, positions) -> tuple[str, list]:
         classify_lines += _tree(label, gaps, "{a} if {a} > {b} else {b}")
     load = [f"w{i} = w[j, {i}]" for i in range(r)]
     constants = ["    " + line for line in _constants(e)]
-    # Self-application row by row, not transposed: with a few dozen operations per particle,
-    # moving the weights into lanes and back costs more than the arithmetic it vectorises.
-    # The rows are read and written through flat views at offsets from one base index.
+    # Self-application row by row (float64, odd rows): with a few dozen operations per
+    # particle, moving the weights into lanes one at a time and back costs more than the
+    # arithmetic it vectorises; float32 rows move in pairs (``self_apply_pairs``), which pays.
     apply_src = [
         _DECORATOR,
         "def self_apply(w, out, k, times, start, stop):",
