@@ -53,16 +53,19 @@ def applies(architecture: Architecture, w: Tensor, *others: Tensor | None) -> bo
     """True when a fused kernel can run this call (see the module docstring)."""
     if not (
         enabled
-        and w.dtype in (torch.float32, torch.float64)
+        and w.dtype in _NUMPY_TYPES
         and w.dim() == 2
         and w.shape[0] >= MIN_BATCH
         and _fits(architecture)
-        and all(t is None or (t.dtype == w.dtype and t.device == w.device) for t in others)
     ):
         return False
-    if w.device.type == "cpu":
+    device = w.device
+    for t in others:  # a loop, not all(): this runs on every call
+        if t is not None and (t.dtype != w.dtype or t.device != device):
+            return False
+    if device.type == "cpu":
         return fused_cpu.AVAILABLE
-    return w.device.type == "cuda" and _gpu() is not None
+    return device.type == "cuda" and _gpu() is not None
 
 
 @cache
