@@ -233,8 +233,14 @@ def own_map_bodies(
     _, once = own_map(e, shapes, positions, names)
     apply = e.lines + [f"{name} = {value}" for name, value in zip(names, once, strict=True)]
     e.lines = []
-    _, once = own_map(e, shapes, positions, names)
-    _, twice = own_map(e, shapes, positions, once)
+    # N ◁ N and N ◁ (N ◁ N) share u and the position part Σ_j p_ij u_{j+1} of every output.
+    u, _ = backward(e, layers(shapes, names))
+    shared = []
+    for i in range(r):
+        terms = [t for t in (e.scaled(positions[i][j], u[j + 1]) for j in range(3)) if t]
+        shared.append([e.total(terms, "p")] if terms else [])
+    once = [e.total([f"{u[0]} * {x}", *p], "o") for x, p in zip(names, shared, strict=True)]
+    twice = [e.total([f"{u[0]} * {x}", *p], "o") for x, p in zip(once, shared, strict=True)]
     classify = e.lines
     e.lines = []
     _, applied = own_map(e, shapes, positions, [f"m{i}" for i in range(r)])
