@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from interactions.base import Interaction, Soup
-from interactions.events import Event, EventKind
+from interactions.events import EventBatch, EventBatches, EventKind
 
 
 class Respawn(Interaction):
@@ -30,11 +30,11 @@ class Respawn(Interaction):
         self.eps = eps
         self.last_divergent = 0  # divergent particles replaced by the latest call (for a census)
 
-    def __call__(self, soup: Soup, participants: torch.Tensor | None = None) -> list[Event]:
+    def __call__(self, soup: Soup, participants: torch.Tensor | None = None) -> EventBatches:
         """Find the particles to replace and respawn them, one batch per architecture."""
         nodes = soup.occupied_nodes() if participants is None else participants
         eps = self.eps if self.eps is not None else soup.eps
-        events: list[Event] = []
+        batches = []
         self.last_divergent = 0
         for bank, positions, rows in soup.groups(nodes):
             weights = bank.read(rows)
@@ -49,7 +49,7 @@ class Respawn(Interaction):
             if self.divergent:
                 self.last_divergent += int(diverged.sum())
             targets = nodes[positions[doomed.cpu()]]
-            old = soup.uids_at(targets).tolist()
+            old = soup.uids_at(targets)
             fresh = bank.architecture.init(
                 targets.numel(),
                 generator=soup.weight_generator,
@@ -57,9 +57,5 @@ class Respawn(Interaction):
                 dtype=bank.dtype,
             )
             replaced, new = soup.replace(targets, bank.architecture, fresh)
-            events += replaced
-            events += [
-                Event(soup.epoch, EventKind.RESPAWN, None, o, n)
-                for o, n in zip(old, new.tolist(), strict=True)
-            ]
-        return events
+            batches += [replaced, EventBatch(soup.epoch, EventKind.RESPAWN, None, old, new)]
+        return EventBatches(batches)

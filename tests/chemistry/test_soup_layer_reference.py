@@ -3,12 +3,14 @@ columns) reproduces what the per-particle soup layer produced, bit for bit.
 
 ``tests/data/soup_layer_reference.npz`` was written by the soup layer before batching (branch
 s10-souplayer at 720bbf5, ``python tests/chemistry/test_soup_layer_reference.py OUT.npz``): the
-event log, class history, trajectories, weights, nodes, collected data and Mesa agents of two
-float64 soups with attacks, learning, self-training and respawns (synchronous and sequential).
+event log (step, epoch, kind and ids; each event decoded with its data items), class history,
+trajectories, weights, nodes, collected data and Mesa agents of two float64 soups with attacks,
+learning, self-training and respawns (synchronous and sequential schedules).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -57,9 +59,16 @@ def _text(values: np.ndarray) -> np.ndarray:
 def arrays(soup: Soup) -> dict[str, np.ndarray]:
     """Everything the soup recorded and holds, as arrays."""
     out: dict[str, np.ndarray] = {}
-    for table, columns in soup.genealogy.log.tables.items():
-        for name, values in columns.read().items():
-            out[f"{table}/{name}"] = _text(values) if values.dtype.kind in "UO" else values
+    log = soup.genealogy.log
+    for table in ("events", "classes"):  # data items are compared as decoded below
+        for name, values in log.tables[table].read().items():
+            out[f"{table}/{name}"] = values
+    out["events/decoded"] = np.array(
+        [
+            json.dumps([e.epoch, e.kind.value, e.actor, e.target, e.child, e.data], sort_keys=True)
+            for e in log
+        ]
+    )
     for name in soup.trajectories.names:
         epochs, uids, weights = soup.trajectories.arrays(name)
         out[f"traj/{name}/epoch"], out[f"traj/{name}/uid"] = epochs, uids
