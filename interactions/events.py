@@ -451,6 +451,14 @@ class EventBatches(Sequence[Event]):
             index -= len(batch)
         raise AssertionError("unreachable")
 
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same events (a list of ``Event`` too)."""
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __add__(self, other: EventBatch | EventBatches) -> EventBatches:
         return EventBatches([self, other])
 
