@@ -37,18 +37,23 @@ class Respawn(Interaction):
         batches = []
         self.last_divergent = 0
         for bank, positions, rows in soup.groups(nodes):
-            weights = bank.read(rows)
-            doomed = torch.zeros(rows.numel(), dtype=torch.bool, device=weights.device)
-            if self.divergent:
-                diverged = bank.divergent[rows] | ~torch.isfinite(weights).all(dim=1)
-                doomed |= diverged
+            # The whole bank is read in place (nothing is written here).
+            weights = bank.weights if rows is bank.every_row() else bank.read(rows)
+            divergent = bank.divergent if rows is bank.every_row() else bank.divergent[rows]
+            # max |w_i| per particle: NaN or inf exactly when a weight is not finite.
+            size = weights.abs().amax(dim=1)
+            # 2: diverged, 1: zero, 0: kept; one transfer to the host, where nodes live.
+            fate = torch.zeros(rows.numel(), dtype=torch.int8, device=weights.device)
             if self.zero:
-                doomed |= weights.abs().amax(dim=1) <= eps
+                fate[size <= eps] = 1
+            if self.divergent:
+                fate[divergent | ~torch.isfinite(size)] = 2
+            fate = fate.cpu()
+            doomed = fate > 0
             if not bool(doomed.any()):
                 continue
-            if self.divergent:
-                self.last_divergent += int(diverged.sum())
-            targets = nodes[positions[doomed.cpu()]]
+            self.last_divergent += int((fate == 2).sum())
+            targets = nodes[positions[doomed]]
             old = soup.uids_at(targets)
             fresh = bank.architecture.init(
                 targets.numel(),
