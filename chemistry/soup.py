@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from operator import attrgetter
+from operator import attrgetter, methodcaller
 from typing import Any
 
 import mesa
@@ -48,6 +48,7 @@ from particles.validation import (
 
 Tensor = torch.Tensor
 _UNIQUE_ID = attrgetter("unique_id")
+_REMOVE = methodcaller("remove")
 SCHEDULES = ("synchronous", "sequential")
 
 
@@ -466,7 +467,7 @@ class Soup(mesa.Model):
         for bank, _, rows in self.groups(nodes):
             bank.release(rows)
         # Mesa deregisters agents one at a time.
-        deque(map(Particle.remove, map(self.particles.pop, uids.tolist())), maxlen=0)
+        deque(map(_REMOVE, map(self.particles.pop, uids.tolist())), maxlen=0)
         self.node_bank[nodes] = -1
         self.node_row[nodes] = -1
         self.node_uid[nodes] = -1
