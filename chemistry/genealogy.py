@@ -105,6 +105,7 @@ from interactions.events import (
     VERTICAL,
     Event,
     EventBatch,
+    EventBatches,
     EventKind,
     inheritance_of,
     register_event_kind,
@@ -227,7 +228,7 @@ class Genealogy:
 
     # ------------------------------------------------------------------ recording
 
-    def record(self, events: Iterable[Event] | EventBatch) -> None:
+    def record(self, events: Iterable[Event] | EventBatch | EventBatches) -> None:
         """Append events; the graphs are built from the log when read.
 
         Only the types are checked here (to keep recording cheap); the endpoints each kind needs
@@ -235,7 +236,8 @@ class Genealogy:
         form one *step*: they read the weights as they were before the call (SPEC D19).
 
         Args:
-            events: Event objects (or one EventBatch), in the order they happened.
+            events: Event objects (or one EventBatch, or the EventBatches of one rule call),
+                in the order they happened.
 
         Raises:
             ValueError: if an item is not an :class:`~interactions.events.Event` (nothing of the
