@@ -108,11 +108,12 @@ class WeightBank:
         ``rows``: rows taken beforehand with :meth:`reserve` (default: taken here).
         """
         check_weights("weights", weights, self.architecture.num_weights)
-        uids = torch.as_tensor(uids, dtype=torch.long, device=self.device).flatten()
+        uids = torch.as_tensor(uids, dtype=torch.long).flatten()  # checked where given
         if uids.numel() != weights.shape[0]:
             raise ValueError(f"got {uids.numel()} uids for {weights.shape[0]} weight rows")
         if bool((uids < 0).any()):
             raise ValueError(f"uids {uids[uids < 0].tolist()} are not allowed; a uid must be >= 0")
+        uids = uids.to(self.device)
         if rows is None:
             rows = self.reserve(weights.shape[0])
         self.uids[rows] = uids
@@ -122,11 +123,13 @@ class WeightBank:
 
     def release(self, rows: Tensor) -> None:
         """Return rows of particles that died; their contents are cleared."""
-        rows = torch.as_tensor(rows, dtype=torch.long, device=self.device).flatten()
+        rows = torch.as_tensor(rows, dtype=torch.long).flatten()  # checked where given
         if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= self.capacity):
             raise ValueError(f"rows {rows.tolist()} are not all in [0, {self.capacity})")
         if rows.unique().numel() != rows.numel():
             raise ValueError(f"rows {rows.tolist()} name a row more than once")
+        free = rows.cpu()
+        rows = rows.to(self.device)
         if rows.numel() and bool((self.uids[rows] < 0).any()):
             raise ValueError(f"rows {rows[self.uids[rows] < 0].tolist()} are not in use")
         self.uids[rows] = -1
@@ -135,7 +138,7 @@ class WeightBank:
         n = rows.numel()
         if self._free_count + n > len(self._free):
             self._free = torch.cat([self.free_rows(), self._free.new_empty(n)])
-        self._free[self._free_count : self._free_count + n] = rows.cpu()
+        self._free[self._free_count : self._free_count + n] = free
         self._free_count += n
 
     def read(self, rows: Tensor) -> Tensor:
