@@ -27,6 +27,8 @@ MAX_WEIGHTS = 256  # larger nets take the eager path: the unrolled step would be
 enabled = os.environ.get("PARTICLES_FUSED", "1") != "0"
 _NO_FLAGS = np.zeros(0, dtype=np.bool_)  # classify without a sticky divergent flag
 _NUMPY_TYPES = {torch.float32: np.float32, torch.float64: np.float64}
+_CPU = torch.device("cpu")
+_NUMPY_OF = {**_NUMPY_TYPES, torch.long: np.int64}
 
 
 @contextmanager
@@ -56,21 +58,33 @@ def applies(architecture: Architecture, w: Tensor, *others: Tensor | None) -> bo
         and w.dtype in _NUMPY_TYPES
         and w.dim() == 2
         and w.shape[0] >= MIN_BATCH
-        and _fits(architecture)
+        and (architecture is _recent_fit or _fits(architecture))
     ):
         return False
     device = w.device
     for t in others:  # a loop, not all(): this runs on every call
         if t is not None and (t.dtype != w.dtype or t.device != device):
             return False
-    if device.type == "cpu":
-        return fused_cpu.AVAILABLE
-    return device.type == "cuda" and _gpu() is not None
+    if w.is_cuda:
+        return _gpu() is not None
+    return device == _CPU and fused_cpu.AVAILABLE
+
+
+_recent_fit: Architecture | None = None  # the last architecture ``_fits`` accepted
+
+
+def _fits(architecture: Architecture) -> bool:
+    """The architecture part of ``applies``; the last accepted one is kept at hand, so a hot
+    caller skips hashing the (frozen dataclass) architecture on every call."""
+    global _recent_fit
+    if not _fits_by_value(architecture):
+        return False
+    _recent_fit = architecture
+    return True
 
 
 @cache
-def _fits(architecture: Architecture) -> bool:
-    """The architecture part of ``applies``, worked out once per architecture (calls are hot)."""
+def _fits_by_value(architecture: Architecture) -> bool:
     return (
         type(architecture) is Weightwise
         and architecture.is_linear_feedforward
@@ -122,7 +136,16 @@ def _in_pairs(w: Tensor) -> bool:
 
 
 def _array(t: Tensor) -> np.ndarray:
-    return t.detach().contiguous().numpy()
+    if t.requires_grad or not t.is_contiguous():
+        t = t.detach().contiguous()
+    return t.numpy()
+
+
+def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> tuple[Tensor, np.ndarray]:
+    """An uninitialised CPU tensor and the numpy array sharing its memory (one allocation,
+    cheaper per call than ``torch.empty`` followed by ``.numpy()``)."""
+    array = np.empty(shape, dtype=_NUMPY_OF[dtype])
+    return torch.from_numpy(array), array
 
 
 def train_weightwise(
@@ -227,11 +250,11 @@ def self_apply(architecture: Weightwise, w: Tensor, times: int) -> Tensor | None
     """``times`` rounds of N ← N ◁ N in one kernel, or None where none applies."""
     if times < 1 or not applies(architecture, w):
         return None
-    if w.device.type == "cuda":
+    if w.is_cuda:
         return _gpu().self_apply(architecture, w, times)
     module, k = _own_map_kernels(architecture, w.dtype)
-    out = torch.empty_like(w, memory_format=torch.contiguous_format)
-    rows_in, rows_out, kernel = _array(w).reshape(-1), out.numpy().reshape(-1), module.self_apply
+    out, out_array = _empty(tuple(w.shape), w.dtype)
+    rows_in, rows_out, kernel = _array(w).reshape(-1), out_array.reshape(-1), module.self_apply
     if _in_pairs(w):
         rows_in, rows_out = rows_in.view(np.uint64), rows_out.view(np.uint64)
         kernel = module.self_apply_pairs
@@ -245,12 +268,13 @@ def apply(
     """N ◁ M row by row in one kernel when M has N's architecture, or None."""
     if target != architecture or not applies(architecture, w, target_w):
         return None
-    if w.device.type == "cuda":
+    if w.is_cuda:
         return _gpu().apply(architecture, w, target_w)
     module, k = _own_map_kernels(architecture, w.dtype)
-    w_in = _array(w)
-    out = torch.empty_like(w, memory_format=torch.contiguous_format)
-    fused_cpu.run_chunks(module.apply_rows, w.shape[0], 1, w_in, _array(target_w), out.numpy(), k)
+    out, out_array = _empty(tuple(w.shape), w.dtype)
+    fused_cpu.run_chunks(
+        module.apply_rows, w.shape[0], 1, _array(w), _array(target_w), out_array, k
+    )
     return out
 
 
@@ -260,18 +284,16 @@ def classify(
     """(status [B] int64, fixpoint error [B]) of SPEC D13 in one kernel, or None."""
     if not applies(architecture, w):
         return None
-    if w.device.type == "cuda":
+    if w.is_cuda:
         return _gpu().classify(architecture, w, eps, divergent)
     module, k = _own_map_kernels(architecture, w.dtype)
     batch = w.shape[0]
     flag = _NO_FLAGS if divergent is None else _array(divergent.cpu())
-    status = torch.empty(batch, dtype=torch.long)
-    error = torch.empty(batch, dtype=w.dtype)
+    status, status_array = _empty((batch,), torch.long)
+    error, error_array = _empty((batch,), w.dtype)
     rows_in, kernel = _array(w).reshape(-1), module.classify
     if _in_pairs(w):
         rows_in, kernel = rows_in.view(np.uint64), module.classify_pairs
     eps_typed = k.dtype.type(eps)
-    fused_cpu.run_chunks(
-        kernel, batch, 3, rows_in, flag, status.numpy(), error.numpy(), k, eps_typed
-    )
+    fused_cpu.run_chunks(kernel, batch, 3, rows_in, flag, status_array, error_array, k, eps_typed)
     return status, error

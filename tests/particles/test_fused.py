@@ -452,3 +452,43 @@ def test_an_error_in_a_worker_reaches_the_caller(monkeypatch):
 
     with pytest.raises(ArithmeticError, match="chunk"):
         fused_cpu.run_chunks(kernel, 8 * fused_cpu.LANES, 1)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_own_map_kernels_take_strided_and_grad_rows(dtype, kernel_calls):
+    """Rows that are a strided view or require grad run on the kernels and give the results of
+    the plain contiguous rows; the results own their memory (writing them leaves ``w`` alone)."""
+    architecture = Weightwise()
+    w = special_rows(dtype)
+    before = w.clone()
+    status, error = classify_with_error(architecture, w)
+    applied = self_apply(architecture, w)
+    for variant in (w.T.contiguous().T, w.clone().requires_grad_(True)):
+        assert not variant.is_contiguous() or variant.requires_grad
+        other_status, other_error = classify_with_error(architecture, variant)
+        assert torch.equal(other_status, status)
+        assert_same(other_error, error, 0)
+        assert_same(self_apply(architecture, variant), applied, 0)
+    assert kernel_calls == [CLASSIFY[dtype], SELF_APPLY[dtype]] * 3
+    assert status.dtype == torch.long and error.dtype == dtype and applied.dtype == dtype
+    status += 1
+    error.zero_()
+    applied.zero_()
+    assert_same(w, before, 0)
+    assert torch.equal(classify_with_error(architecture, w)[0], status - 1)
+
+
+def test_the_last_accepted_architecture_lets_no_other_in():
+    """``applies`` remembers the last fitting architecture by identity; an equal one still fits
+    and an architecture that does not fit is still refused right after it."""
+    w = rows(Weightwise(), dtype=F32)
+    assert fused.applies(Weightwise(), w)
+    assert fused.applies(Weightwise(), w)  # equal, not the same object
+    for other in (
+        Weightwise(activation="tanh"),
+        Weightwise(bias=True),
+        Weightwise(width=40, depth=8),
+    ):
+        assert not fused.applies(other, torch.zeros(N, other.num_weights, dtype=F32))
+    assert not fused.applies(Weightwise(), w.to(torch.float16))
+    assert not fused.applies(Weightwise(), w[: fused.MIN_BATCH - 1])
