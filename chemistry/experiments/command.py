@@ -41,6 +41,10 @@ REPORT_TITLE = (
 # ``all``: the experiments of Gabor, Illium et al.; the quine experiments (another paper, and
 # minutes per seed at the Quine paper's epoch budgets) run by name.
 QUINES = ("quine", "quine-aux")
+CLAIMS_HEADER = (
+    "| experiment | claim | paper | setting | seeds | measured (mean ± sd) | threshold | holds in "
+    "| verdict |"
+)
 TIMING_KEY = "Timing"  # the REPORT.md section of the last run's timing, kept at the end
 
 
@@ -74,11 +78,7 @@ def claims_table(report: str) -> str:
     Columns: experiment, claim, the paper's claim, setting, seeds, measured (mean ± sd),
     threshold, holds in, verdict.
     """
-    lines = [
-        "| experiment | claim | paper | setting | seeds | measured (mean ± sd) | threshold "
-        "| holds in | verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = [CLAIMS_HEADER, "|---|---|---|---|---|---|---|---|---|"]
     experiment = ""
     for line in report.splitlines():
         if line.startswith("## "):
