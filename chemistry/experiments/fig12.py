@@ -15,6 +15,8 @@ from chemistry.experiments.settings import (
     KerasTraining,
     ParticleSetting,
     SoupSchedule,
+    file_suffix,
+    metric_tag,
 )
 from chemistry.experiments.soup_tools import (
     Tensor,
@@ -85,7 +87,7 @@ def soup_trajectories(
     merged = Outcome([], [], {}, [], [])
     for number, (label, init_, encoding_) in enumerate(setting.variants()):
         arch = Weightwise(init_scheme=init_, encoding=encoding_)
-        suffix = "" if number == 0 else "_" + label.replace(" ", "_")
+        suffix = file_suffix(number, label)
         one = _one_soup(context, arch, number, suffix)
         merged.rows += [
             {"setting": label, "init": init_, "encoding": encoding_, **r} for r in one.rows
@@ -93,7 +95,7 @@ def soup_trajectories(
         for claim in one.claims:
             claim.setting = label
         merged.claims += one.claims
-        tag = "" if number == 0 else f" ({label})"
+        tag = metric_tag(number, label)
         merged.metrics |= {f"{key}{tag}": value for key, value in one.metrics.items()}
         merged.figures += one.figures
         merged.notes += one.notes if number == 0 else []

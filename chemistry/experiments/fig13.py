@@ -14,6 +14,8 @@ from chemistry.experiments.settings import (
     KerasTraining,
     ParticleSetting,
     SoupSchedule,
+    file_suffix,
+    metric_tag,
 )
 from chemistry.experiments.soup_tools import (
     _final_status_by_component,
@@ -57,7 +59,7 @@ def soup_intensity(
     grid = list(range(0, 101, step))
     rows, claims, metrics, figures = [], [], {}, []
     for number, (label, init_, encoding_) in enumerate(setting.variants()):
-        suffix = "" if number == 0 else "_" + label.replace(" ", "_")
+        suffix = file_suffix(number, label)
         series: dict[str, list[float]] = {}
         for name in SOUP_TYPES:
             base = _run_config_base(context, epochs, training.eps, scheduling.schedule) | {
@@ -158,7 +160,7 @@ def soup_intensity(
             ),
         ]
         shown = (grid[0], grid[len(grid) // 2], grid[-1])
-        tag = "" if number == 0 else f" ({label})"
+        tag = metric_tag(number, label)
         metrics |= {
             f"{row['type']}_{status}_A{row['self_train_steps']}{tag}": row[status]
             for row in rows

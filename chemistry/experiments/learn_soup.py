@@ -12,6 +12,8 @@ from chemistry.experiments.settings import (
     KerasTraining,
     ParticleSetting,
     SoupSchedule,
+    file_suffix,
+    metric_tag,
 )
 from chemistry.experiments.soup_tools import (
     _events,
@@ -83,7 +85,7 @@ def learn_soup(
     grid = list(range(0, 101, step))
     merged = Outcome([], [], {}, [], [])
     for number, (label, init_, encoding_) in enumerate(setting.variants()):
-        suffix = "" if number == 0 else "_" + label.replace(" ", "_")
+        suffix = file_suffix(number, label)
         base = _run_config_base(context, epochs, training.eps, scheduling.schedule)
         base["record"]["trajectories_every"] = max(epochs, 1)
         base |= {
@@ -120,7 +122,7 @@ def learn_soup(
         one = _measure(context, points, grid, label, suffix, encoding_)
         merged.rows += one.rows
         merged.claims += one.claims
-        tag = "" if number == 0 else f" ({label})"
+        tag = metric_tag(number, label)
         merged.metrics |= {f"{key}{tag}": value for key, value in one.metrics.items()}
         merged.figures += one.figures
         merged.notes += one.notes if number == 0 else []

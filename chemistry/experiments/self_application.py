@@ -17,6 +17,8 @@ from chemistry.experiments.settings import (
     Encoding,
     Init,
     ParticleSetting,
+    file_suffix,
+    metric_tag,
     particle_types,
     setting_label,
 )
@@ -71,7 +73,7 @@ def census(
                     **counts[name],
                 }
             )
-        suffix = "" if number == 0 else "_" + label.replace(" ", "_")
+        suffix = file_suffix(number, label)
         figures.append(
             census_figure(
                 counts,
@@ -107,7 +109,7 @@ def census(
             ),
             no_second_order(counts, label),
         ]
-        tag = "" if number == 0 else f" ({label})"
+        tag = metric_tag(number, label)
         metrics |= {
             f"{t}_{s}{tag}": float(counts[t][s])
             for t in counts

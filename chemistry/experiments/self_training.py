@@ -29,6 +29,8 @@ from chemistry.experiments.settings import (
     KerasTraining,
     Mode,
     ParticleSetting,
+    file_suffix,
+    metric_tag,
     particle_types,
     setting_label,
 )
@@ -292,7 +294,7 @@ def training_census(
                     **counts[name],
                 }
             )
-        suffix = "" if number == 0 else "_" + label.replace(" ", "_")
+        suffix = file_suffix(number, label)
         figures.append(
             census_figure(
                 counts,
@@ -339,7 +341,7 @@ def training_census(
             ),
             no_second_order(counts, label),
         ]
-        tag = "" if number == 0 else f" ({label})"
+        tag = metric_tag(number, label)
         metrics |= {
             f"{t}_{s}{tag}": float(counts[t][s])
             for t in counts

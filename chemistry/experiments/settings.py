@@ -40,6 +40,16 @@ def setting_label(init: str, encoding: str) -> str:
     return f"{init}+{encoding}"
 
 
+def file_suffix(number: int, label: str) -> str:
+    """Suffix of the figure files of the ``number``-th setting run: none for the chosen one."""
+    return "" if number == 0 else "_" + label.replace(" ", "_")
+
+
+def metric_tag(number: int, label: str) -> str:
+    """Suffix of the metric names of the ``number``-th setting run: none for the chosen one."""
+    return "" if number == 0 else f" ({label})"
+
+
 def particle_types(init: str, encoding: str, names=("ww", "agg", "rnn", "fft")) -> dict:
     """The default particle of each named type in one setting: name -> Architecture."""
     every: dict[str, Architecture] = {
