@@ -132,13 +132,18 @@ def _pool_context():
 
 
 def timing_section(
-    rows: list[tuple[str, int, float, float]], wall: float, workers: int, load: tuple[str, str]
+    rows: list[tuple[str, int, float, float]],
+    wall: float,
+    workers: int,
+    sweep_workers: int,
+    load: tuple[str, str],
 ) -> str:
     """The REPORT.md "Timing" section of one ``reproduce`` run.
 
     Args:
         rows: (experiment, seeds, CPU s, wall s of its tasks added up) per experiment.
-        wall: wall seconds of the whole run; load: the 1-minute load average at its start and end.
+        wall: wall seconds of the whole run; workers, sweep_workers: as in ``reproduce``;
+        load: the 1-minute load average at its start and at its end.
     """
     lines = [
         "## Timing: the last `chemistry reproduce` run",
@@ -147,9 +152,9 @@ def timing_section(
         f"{os.cpu_count()} CPUs; load average (1 min) {load[0]} at the start, {load[1]} at the "
         "end. CPU s count the task processes"
         + (
-            " (with one worker, the sweep points of fig13 and learn-soup run in processes of "
+            f" (the sweep points of fig13 and learn-soup ran in {sweep_workers} processes of "
             "their own and are not counted)."
-            if workers == 1
+            if sweep_workers > 1
             else " (the sweeps of fig13 and learn-soup run inside them)."
         ),
         "",
@@ -228,6 +233,7 @@ def reproduce(
     out.mkdir(parents=True, exist_ok=True)
     report = out / "REPORT.md"
     started, load = time.perf_counter(), _load_average()
+    sweep_workers = sweep_workers or (1 if workers > 1 else (os.cpu_count() or 1))
     tasks = []
     for name in names:
         experiment = EXPERIMENTS[name]
@@ -242,7 +248,7 @@ def reproduce(
                     "device": device,
                     "options": resolved[name],
                     "threads": threads,
-                    "workers": sweep_workers or (1 if workers > 1 else (os.cpu_count() or 1)),
+                    "workers": sweep_workers,
                 }
             )
     results: dict[tuple[str, int], TaskResult] = {}
@@ -287,7 +293,7 @@ def reproduce(
                 finished(task, future.result())
     total = time.perf_counter() - started
     rows = [timings[name] for name in names]
-    timing = timing_section(rows, total, workers, (load, _load_average()))
+    timing = timing_section(rows, total, workers, sweep_workers, (load, _load_average()))
     update_report(report, TIMING_KEY, timing, last=True)
     write_text_atomically(out / "CLAIMS.md", claims_table(report.read_text(encoding="utf-8")))
     print(
