@@ -111,6 +111,10 @@ def test_worker_processes_do_not_change_results(tmp_path):
     )
     first = (one / "fig2" / "results.csv").read_text(encoding="utf-8")
     assert first == (two / "fig2" / "results.csv").read_text(encoding="utf-8")
+    # In the pool, an experiment's own sweeps run inside its task: pools never nest.
+    assert "the sweeps of fig13 and learn-soup run inside them" in (two / "REPORT.md").read_text(
+        encoding="utf-8"
+    )
     assert first.count("\n1,") >= 1 and first.count("\n0,") >= 1  # both seeds present
 
 
