@@ -2,7 +2,9 @@
 
 Every (experiment, seed) pair is one task. With more than one worker the tasks run in a process
 pool (the sweep runner's worker start method, ``chemistry.sweep``), slowest experiments first;
-every task is seeded by its own seed, so the worker count never changes a number.
+every task is seeded by its own seed, so the worker count never changes a number. Each task's
+CPU and wall seconds go into its experiment's REPORT section, and a closing "Timing" section
+lists every experiment of the run and the run's total.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,11 @@ REPORT_TITLE = (
 # ``all``: the experiments of Gabor, Illium et al.; the quine experiments (another paper, and
 # minutes per seed at the Quine paper's epoch budgets) run by name.
 QUINES = ("quine", "quine-aux")
+CLAIMS_HEADER = (
+    "| experiment | claim | paper | setting | seeds | measured (mean ± sd) | threshold | holds in "
+    "| verdict |"
+)
+TIMING_KEY = "Timing"  # the REPORT.md section of the last run's timing, kept at the end
 
 
 def _parse_option(text: str) -> tuple[str, str]:
@@ -50,10 +58,13 @@ def _parse_option(text: str) -> tuple[str, str]:
     return name.strip(), value
 
 
-def update_report(path: Path, key: str, section: str) -> None:
-    """Put an experiment's section into REPORT.md, replacing an older section of the same key."""
+def update_report(path: Path, key: str, section: str, *, last: bool = False) -> None:
+    """Put a section into REPORT.md, replacing an older section of the same key in place (or,
+    with ``last``, removing it and appending the new one at the end)."""
     text = path.read_text(encoding="utf-8") if path.exists() else REPORT_TITLE
     pattern = re.compile(rf"^## {re.escape(key)}: .*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    if last:
+        text = pattern.sub("", text)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:
@@ -67,11 +78,7 @@ def claims_table(report: str) -> str:
     Columns: experiment, claim, the paper's claim, setting, seeds, measured (mean ± sd),
     threshold, holds in, verdict.
     """
-    lines = [
-        "| experiment | claim | paper | setting | seeds | measured (mean ± sd) | threshold "
-        "| holds in | verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = [CLAIMS_HEADER, "|---|---|---|---|---|---|---|---|---|"]
     experiment = ""
     for line in report.splitlines():
         if line.startswith("## "):
@@ -87,8 +94,17 @@ def claims_table(report: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _run_task(task: dict[str, Any]) -> tuple[Outcome, float]:
-    """Run one experiment for one seed (in this process or a pool worker): (outcome, CPU s).
+@dataclass
+class TaskResult:
+    """What one (experiment, seed) task returns: its outcome and its CPU and wall seconds."""
+
+    outcome: Outcome
+    cpu: float
+    wall: float
+
+
+def _run_task(task: dict[str, Any]) -> TaskResult:
+    """Run one experiment for one seed (in this process or a pool worker).
 
     The CPU time covers this process only: with one worker, the sweeps of fig13 and
     learn-soup run in a pool of their own whose time it does not include.
@@ -103,16 +119,65 @@ def _run_task(task: dict[str, Any]) -> tuple[Outcome, float]:
         task["workers"],
     )
     context.out.mkdir(parents=True, exist_ok=True)
-    started = time.process_time()  # CPU seconds: meaningful even on a shared, busy machine
+    started, wall = time.process_time(), time.perf_counter()  # CPU s: meaningful when busy
     with torch_threads(task["threads"]):
-        outcome = experiment.run(context, **task["options"])
-    return outcome, time.process_time() - started
+        outcome = experiment.call(context, task["options"])
+    return TaskResult(outcome, time.process_time() - started, time.perf_counter() - wall)
 
 
 def _pool_context():
     from chemistry.sweep import _pool_context  # the sweep runner's worker start method
 
     return _pool_context()
+
+
+def timing_section(
+    rows: list[tuple[str, int, float, float]],
+    wall: float,
+    workers: int,
+    sweep_workers: int,
+    load: tuple[str, str],
+) -> str:
+    """The REPORT.md "Timing" section of one ``reproduce`` run.
+
+    Args:
+        rows: (experiment, seeds, CPU s, wall s of its tasks added up) per experiment.
+        wall: wall seconds of the whole run; workers, sweep_workers: as in ``reproduce``;
+        load: the 1-minute load average at its start and at its end.
+    """
+    lines = [
+        "## Timing: the last `chemistry reproduce` run",
+        "",
+        f"{len(rows)} experiments in {workers} worker process{'es' if workers > 1 else ''} on "
+        f"{os.cpu_count()} CPUs; load average (1 min) {load[0]} at the start, {load[1]} at the "
+        "end. CPU s count the task processes"
+        + (
+            f" (the sweep points of fig13 and learn-soup ran in {sweep_workers} processes of "
+            "their own and are not counted)."
+            if sweep_workers > 1
+            else " (the sweeps of fig13 and learn-soup run inside them)."
+        ),
+        "",
+        "| experiment | seeds | CPU s | CPU s per seed | wall s of its tasks |",
+        "|---|---|---|---|---|",
+    ]
+    for name, seeds, cpu, task_wall in rows:
+        lines.append(f"| {name} | {seeds} | {cpu:.1f} | {cpu / seeds:.2f} | {task_wall:.1f} |")
+    cpu = sum(row[2] for row in rows)
+    lines += [
+        f"| total | {sum(row[1] for row in rows)} | {cpu:.1f} | | "
+        f"{sum(row[3] for row in rows):.1f} |",
+        "",
+        f"Wall time of the whole run: {wall:.1f} s ({wall / 60:.1f} min).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _load_average() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:  # pragma: no cover - not available on this platform
+        return "n/a"
 
 
 def resolve_names(names: list[str]) -> list[str]:
@@ -167,7 +232,8 @@ def reproduce(
     resolved = {name: EXPERIMENTS[name].resolve(options, scale) for name in names}
     out.mkdir(parents=True, exist_ok=True)
     report = out / "REPORT.md"
-    started = time.perf_counter()
+    started, load = time.perf_counter(), _load_average()
+    sweep_workers = sweep_workers or (1 if workers > 1 else (os.cpu_count() or 1))
     tasks = []
     for name in names:
         experiment = EXPERIMENTS[name]
@@ -182,25 +248,27 @@ def reproduce(
                     "device": device,
                     "options": resolved[name],
                     "threads": threads,
-                    "workers": sweep_workers or (1 if workers > 1 else (os.cpu_count() or 1)),
+                    "workers": sweep_workers,
                 }
             )
-    results: dict[tuple[str, int], tuple[Outcome, float]] = {}
+    results: dict[tuple[str, int], TaskResult] = {}
     remaining = {name: sum(t["name"] == name for t in tasks) for name in names}
+    timings: dict[str, tuple[str, int, float, float]] = {}
 
-    def finished(task: dict[str, Any], result: tuple[Outcome, float]) -> None:
+    def finished(task: dict[str, Any], result: TaskResult) -> None:
         name = task["name"]
         results[(name, task["seed"])] = result
         remaining[name] -= 1
         if remaining[name]:
             return
         experiment = EXPERIMENTS[name]
-        mine = sorted((seed, r) for (n, seed), r in results.items() if n == name)
-        outcomes = [r[0] for _, r in mine]
-        seconds = sum(r[1] for _, r in mine)
+        mine = [r for _, r in sorted((seed, r) for (n, seed), r in results.items() if n == name)]
+        outcomes = [r.outcome for r in mine]
+        seconds, wall = sum(r.cpu for r in mine), sum(r.wall for r in mine)
+        timings[name] = (name, len(outcomes), seconds, wall)
         write_results(out / name, outcomes, resolved[name], first_seed)
         section = report_section(
-            experiment, outcomes, scale, seconds, resolved[name], first_seed=first_seed
+            experiment, outcomes, scale, seconds, resolved[name], first_seed=first_seed, wall=wall
         )
         update_report(report, experiment.key, section)
         verdicts = " ".join(
@@ -208,8 +276,8 @@ def reproduce(
             for i, claim in enumerate(outcomes[0].claims)
         )
         print(
-            f"{experiment.key:>5} {name:<11} {len(outcomes):>3} seeds {seconds:7.1f} CPU s  "
-            f"{verdicts}",
+            f"{experiment.key:>5} {name:<11} {len(outcomes):>3} seeds {seconds:7.1f} CPU s "
+            f"{wall:7.1f} s wall  {verdicts}",
             file=stream,
             flush=True,
         )
@@ -223,10 +291,14 @@ def reproduce(
             futures = [(task, pool.submit(_run_task, task)) for task in order]
             for task, future in futures:
                 finished(task, future.result())
+    total = time.perf_counter() - started
+    rows = [timings[name] for name in names]
+    timing = timing_section(rows, total, workers, sweep_workers, (load, _load_average()))
+    update_report(report, TIMING_KEY, timing, last=True)
     write_text_atomically(out / "CLAIMS.md", claims_table(report.read_text(encoding="utf-8")))
     print(
-        f"total {time.perf_counter() - started:.1f} s (wall, {workers} worker"
-        f"{'s' if workers > 1 else ''}); report: {report}",
+        f"total {total:.1f} s (wall, {workers} worker{'s' if workers > 1 else ''}), "
+        f"{sum(row[2] for row in rows):.1f} CPU s; report: {report}",
         file=stream,
     )
     return report
