@@ -24,6 +24,7 @@ extra ``quine``; no download); ``mnist_npz(path)`` reads a local ``.npz`` file h
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,16 +251,44 @@ def _per_row(name: str, value, batch: int, like: Tensor) -> Tensor:
     return values
 
 
+def _row_names(optimizer: str | Sequence[str], batch: int) -> list[str]:
+    names = [optimizer] * batch if isinstance(optimizer, str) else list(optimizer)
+    if len(names) != batch:
+        raise ValueError(
+            f"optimizer={optimizer!r} is not allowed; give one name or one per quine ({batch})"
+        )
+    for name in names:
+        check_choice("optimizer", name, QUINE_OPTIMIZERS)
+    if "hill_climb" in names and len(set(names)) > 1:
+        raise ValueError(
+            f"optimizer={optimizer!r} is not allowed; hill_climb trains a whole batch, it does "
+            "not mix with gradient optimisers"
+        )
+    return names
+
+
+def _row_generators(generator, batch: int) -> list[torch.Generator] | None:
+    if generator is None or isinstance(generator, torch.Generator):
+        return None
+    generators = list(generator)
+    if len(generators) != batch or not all(isinstance(g, torch.Generator) for g in generators):
+        raise ValueError(
+            f"generator must be one torch.Generator or one per quine ({batch}); got "
+            f"{len(generators)} items"
+        )
+    return generators
+
+
 def train_quine(
     quine: Quine,
     w: Tensor,
     *,
     epochs: int,
-    optimizer: str = "adam",
+    optimizer: str | Sequence[str] = "adam",
     lr: float | None = None,
     batch_size: int = 10,
     sigma: float = DEFAULT_SIGMA,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     task: TaskData | None = None,
     lam: float | Sequence[float] | Tensor = 0.01,
     replication: float | Sequence[float] | Tensor = 1.0,
@@ -274,13 +303,17 @@ def train_quine(
         quine: the architecture.
         w: weights [B, num_weights] (not modified).
         epochs: number of epochs (each visits all N_θ coordinates once).
-        optimizer: one of ``QUINE_OPTIMIZERS``; "hill_climb" is gradient-free: per minibatch
-            add N(0, σ²) noise to all weights of each quine and keep it where that minibatch's
-            loss against θ̄ falls.
-        lr: learning rate; None = ``DEFAULT_LRS[optimizer]``.
+        optimizer: one of ``QUINE_OPTIMIZERS``, or one gradient optimiser per quine (each row
+            is stepped by its own optimiser; they are elementwise, so rows stay independent).
+            "hill_climb" (whole batch only) is gradient-free: per minibatch add N(0, σ²) noise
+            to all weights of each quine and keep it, per quine, where that minibatch's loss
+            against θ̄ falls.
+        lr: learning rate; None = ``DEFAULT_LRS`` of each optimiser.
         batch_size: coordinates per minibatch (10 in the paper).
         sigma: hill-climbing noise scale.
-        generator: source of the coordinate orders, images and noise.
+        generator: source of the coordinate orders, images and noise: one generator shared by
+            the batch (every row sees the same coordinates and images), or one per quine (row b
+            draws its own from ``generator[b]``, exactly as when trained alone with it).
         task: the classification task of an auxiliary quine (required iff ``quine.auxiliary``).
         lam: λ, one value or one per quine (auxiliary quine).
         replication: α, the weight of L_SR, one value or one per quine; 0 gives the
@@ -295,11 +328,14 @@ def train_quine(
     check_weights("w", w, quine.num_weights)
     check_count("epochs", epochs, 0)
     check_count("batch_size", batch_size, 1)
-    check_choice("optimizer", optimizer, QUINE_OPTIMIZERS)
+    batch, n = w.shape[0], quine.num_weights
+    names = _row_names(optimizer, batch)
+    generators = _row_generators(generator, batch)
     check_positive("temperature", temperature)
     if lr is not None:
         check_positive("lr", lr)
-    if optimizer == "hill_climb":
+    hill_climb = names[0] == "hill_climb" if names else False
+    if hill_climb:
         check_positive("sigma", sigma)
     if quine.auxiliary and task is None:
         raise ValueError("task is required to train an auxiliary quine (see load_task)")
@@ -307,7 +343,6 @@ def train_quine(
         raise ValueError("task is only accepted by an auxiliary quine (inputs > 0, classes > 0)")
     if task is not None and task.inputs != quine.inputs:
         raise ValueError(f"task has {task.inputs} inputs but the quine expects {quine.inputs}")
-    batch, n = w.shape[0], quine.num_weights
     device, dtype = w.device, w.dtype
     lam_rows = _per_row("lam", lam, batch, w) if task is not None else None
     alpha = _per_row("replication", replication, batch, w)
@@ -316,53 +351,73 @@ def train_quine(
     images_eval = evaluation_images(quine, task, device, dtype) if task is not None else None
     history = [_record(quine, w, _step0, "start", task, images_eval)] if record else []
 
-    theta = w.detach().clone().requires_grad_(optimizer != "hill_climb")
-    opt = None if optimizer == "hill_climb" else _make_optimizer(optimizer, theta, lr)
+    theta = w.detach().clone()
+    grad = torch.empty_like(theta)
+    optimizers = []
+    if not hill_climb:
+        first = 0
+        for name, rows in itertools.groupby(names):
+            last = first + len(list(rows))
+            parameter = theta[first:last]
+            parameter.grad = grad[first:last]
+            optimizers.append(_make_optimizer(name, parameter, lr))
+            first = last
+    draw_from = generators or [generator]
 
-    def minibatch_loss(weights: Tensor, targets: Tensor, coordinates, images, labels) -> Tensor:
-        prediction, logits = quine._forward(weights, coordinates, images)
-        loss = alpha * (prediction - targets[:, coordinates]).square().sum(dim=1)
-        if logits is not None:
-            cross = torch.nn.functional.cross_entropy(
-                (logits / temperature).flatten(0, 1),
-                labels.expand(batch, -1).flatten(),
-                reduction="none",
+    def minibatch(weights: Tensor, targets: Tensor, coordinates, images, labels, gradient):
+        return quine.loss_and_gradient(
+            weights,
+            targets,
+            coordinates,
+            replication=alpha,
+            images=images,
+            labels=labels,
+            lam=lam_rows,
+            temperature=temperature,
+            grad=grad if gradient else None,
+            gradient=gradient,
+        )[0]
+
+    with torch.no_grad():
+        for epoch in range(epochs):
+            targets = theta.clone()  # θ̄, frozen for the epoch
+            orders = [torch.randperm(n, generator=g) for g in draw_from]
+            picks = (
+                [torch.randint(task.x_train.shape[0], (n,), generator=g) for g in draw_from]
+                if task is not None
+                else None
             )
-            loss = loss + lam_rows * cross.view(batch, -1).sum(dim=1)
-        return loss  # [B]
-
-    for epoch in range(epochs):
-        targets = theta.detach().clone()  # θ̄, frozen for the epoch
-        order = torch.randperm(n, generator=generator).to(device)
-        picks = (
-            torch.randint(task.x_train.shape[0], (n,), generator=generator).to(device)
-            if task is not None
-            else None
-        )
-        for start in range(0, n, batch_size):
-            coordinates = order[start : start + batch_size]
-            images = labels = None
+            order = (torch.stack(orders) if generators else orders[0]).to(device)
             if picks is not None:
-                chosen = picks[start : start + batch_size]
-                images, labels = task.x_train[chosen], task.y_train[chosen]
-            if opt is None:
-                with torch.no_grad():
-                    before = minibatch_loss(theta, targets, coordinates, images, labels)
-                    noise = torch.randn(theta.shape, generator=generator, dtype=dtype).to(device)
+                picks = (torch.stack(picks) if generators else picks[0]).to(device)
+            for start in range(0, n, batch_size):
+                coordinates = order[..., start : start + batch_size]
+                images = labels = None
+                if picks is not None:
+                    chosen = picks[..., start : start + batch_size]
+                    images, labels = task.x_train[chosen], task.y_train[chosen]
+                if hill_climb:
+                    before = minibatch(theta, targets, coordinates, images, labels, False)
+                    rows = 1 if generators else batch
+                    noise = torch.cat(
+                        [torch.randn((rows, n), generator=g, dtype=dtype) for g in draw_from]
+                    ).to(device)
                     trial = theta + sigma * noise
-                    after = minibatch_loss(trial, targets, coordinates, images, labels)
+                    after = minibatch(trial, targets, coordinates, images, labels, False)
                     keep = (after < before).unsqueeze(1)
                     theta.copy_(torch.where(keep, trial, theta))
-            else:
-                opt.zero_grad(set_to_none=True)
-                minibatch_loss(theta, targets, coordinates, images, labels).sum().backward()
-                opt.step()
-        result = theta.detach()
-        if record:
-            history.append(_record(quine, result, _step0 + epoch + 1, "epoch", task, images_eval))
-        if on_epoch is not None:
-            on_epoch(epoch, result)
-    return QuineRun(theta.detach().clone(), history)
+                else:
+                    minibatch(theta, targets, coordinates, images, labels, True)
+                    for opt in optimizers:
+                        opt.step()
+            result = theta.clone()
+            if record:
+                history.append(
+                    _record(quine, result, _step0 + epoch + 1, "epoch", task, images_eval)
+                )
+            if on_epoch is not None:
+                on_epoch(epoch, result)
+    return QuineRun(theta.clone(), history)
 
 
 def regenerate_quine(quine: Quine, w: Tensor, task: TaskData | None = None) -> Tensor:

@@ -1,6 +1,7 @@
 """The frame every paper experiment runs in: options, scale, seeds, results, claims, report.
 
-An experiment is a function ``run(context, *, option=default, ...) -> Outcome``. Its keyword-only
+An experiment is a function ``run(context, *, option=default, ...) -> Outcome`` (a batched one
+takes a list of contexts, one per seed, and returns one Outcome each). Its keyword-only
 parameters *are* its options: name, type (annotation) and default are declared once there, and
 ``--set NAME=VALUE`` accepts exactly those (anything else is an error with a suggestion). A
 default that depends on the scale is written ``Scaled(paper, quick)``.
@@ -267,6 +268,9 @@ class Experiment:
         setting: which setting the experiment runs in by default, and why (printed in REPORT.md).
         paper_seeds: default number of seeds at paper scale.
         cost: rough seconds per seed at paper scale on one core (only orders the process pool).
+        batched: ``run`` takes a list of contexts (one per seed) and returns one Outcome per
+            context, running the seeds together as rows of one batch; each seed's numbers
+            equal its run alone (``run([context])``), up to rounding.
     """
 
     key: str
@@ -277,6 +281,13 @@ class Experiment:
     setting: str = ""
     paper_seeds: int = PAPER_SEEDS
     cost: float = 1.0
+    batched: bool = False
+
+    def outcomes(self, contexts: list[Context], options: dict[str, Any]) -> list[Outcome]:
+        """Run the experiment for each context (together when ``batched``): one Outcome each."""
+        if self.batched:
+            return list(self.run(contexts, **options))
+        return [self.run(context, **options) for context in contexts]
 
     @property
     def options(self) -> dict[str, Option]:

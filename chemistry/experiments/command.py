@@ -87,26 +87,33 @@ def claims_table(report: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _run_task(task: dict[str, Any]) -> tuple[Outcome, float]:
-    """Run one experiment for one seed (in this process or a pool worker): (outcome, CPU s).
+def _run_task(task: dict[str, Any]) -> list[tuple[int, Outcome, float]]:
+    """Run one experiment for its seeds (in this process or a pool worker).
 
-    The CPU time covers this process only: with one worker, the sweeps of fig13 and
-    learn-soup run in a pool of their own whose time it does not include.
+    Returns (seed, outcome, CPU s) per seed; a batched experiment runs its seeds as one call and
+    each seed is given an equal share of its CPU time. The CPU time covers this process only:
+    with one worker, the sweeps of fig13 and learn-soup run in a pool of their own whose time it
+    does not include.
     """
     experiment = EXPERIMENTS[task["name"]]
-    context = Context(
-        task["scale"],
-        task["seed"],
-        task["folder"],
-        task["device"],
-        task["options"],
-        task["workers"],
-    )
-    context.out.mkdir(parents=True, exist_ok=True)
+    contexts = [
+        Context(
+            task["scale"],
+            seed,
+            seed_folder(task["out"], seed, task["first_seed"]),
+            task["device"],
+            task["options"],
+            task["workers"],
+        )
+        for seed in task["seeds"]
+    ]
+    for context in contexts:
+        context.out.mkdir(parents=True, exist_ok=True)
     started = time.process_time()  # CPU seconds: meaningful even on a shared, busy machine
     with torch_threads(task["threads"]):
-        outcome = experiment.run(context, **task["options"])
-    return outcome, time.process_time() - started
+        outcomes = experiment.outcomes(contexts, task["options"])
+    share = (time.process_time() - started) / len(contexts)
+    return [(c.seed, outcome, share) for c, outcome in zip(contexts, outcomes, strict=True)]
 
 
 def _pool_context():
@@ -172,13 +179,15 @@ def reproduce(
     for name in names:
         experiment = EXPERIMENTS[name]
         count = seeds if seeds is not None else (experiment.paper_seeds if scale == "paper" else 1)
-        for seed in range(first_seed, first_seed + count):
+        seeds_of = list(range(first_seed, first_seed + count))
+        for group in [seeds_of] if experiment.batched else [[seed] for seed in seeds_of]:
             tasks.append(
                 {
                     "name": name,
                     "scale": scale,
-                    "seed": seed,
-                    "folder": seed_folder(out / name, seed, first_seed),
+                    "seeds": group,
+                    "out": out / name,
+                    "first_seed": first_seed,
                     "device": device,
                     "options": resolved[name],
                     "threads": threads,
@@ -188,9 +197,10 @@ def reproduce(
     results: dict[tuple[str, int], tuple[Outcome, float]] = {}
     remaining = {name: sum(t["name"] == name for t in tasks) for name in names}
 
-    def finished(task: dict[str, Any], result: tuple[Outcome, float]) -> None:
+    def finished(task: dict[str, Any], per_seed: list[tuple[int, Outcome, float]]) -> None:
         name = task["name"]
-        results[(name, task["seed"])] = result
+        for seed, outcome, seconds in per_seed:
+            results[(name, seed)] = (outcome, seconds)
         remaining[name] -= 1
         if remaining[name]:
             return
@@ -218,7 +228,7 @@ def reproduce(
         for task in tasks:
             finished(task, _run_task(task))
     else:
-        order = sorted(tasks, key=lambda t: -EXPERIMENTS[t["name"]].cost)
+        order = sorted(tasks, key=lambda t: -EXPERIMENTS[t["name"]].cost * len(t["seeds"]))
         with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
             futures = [(task, pool.submit(_run_task, task)) for task in order]
             for task, future in futures:

