@@ -25,6 +25,7 @@ extra ``quine``; no download); ``mnist_npz(path)`` reads a local ``.npz`` file h
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,16 +228,49 @@ def _record(quine, w, step, event, task, images) -> dict:
     return record
 
 
-def _make_optimizer(name: str, parameter: Tensor, lr: float | None):
-    lr = DEFAULT_LRS[name] if lr is None else lr
-    classes = {
-        "sgd": torch.optim.SGD,
-        "adagrad": torch.optim.Adagrad,
-        "rmsprop": torch.optim.RMSprop,
-        "adam": torch.optim.Adam,
-        "adamax": torch.optim.Adamax,
-    }
-    return classes[name]([parameter], lr=lr)
+class Optimizer:
+    """One of torch's elementwise optimisers on a block of rows, written out as in-place ops.
+
+    The same update rules and defaults as ``torch.optim`` SGD, Adagrad, RMSprop, Adam and Adamax
+    (the tests check each against torch), without torch.optim's per-step Python bookkeeping,
+    which dominates at the quine's minibatch of 10 coordinates.
+    """
+
+    _STATES = {"sgd": 0, "adagrad": 1, "rmsprop": 1, "adam": 2, "adamax": 2}
+
+    def __init__(self, name: str, parameter: Tensor, lr: float | None = None) -> None:
+        check_choice("optimizer", name, tuple(self._STATES))
+        self.name, self.parameter = name, parameter
+        self.lr = DEFAULT_LRS[name] if lr is None else lr
+        self.steps = 0
+        self.state = [torch.zeros_like(parameter) for _ in range(self._STATES[name])]
+
+    def step(self, grad: Tensor) -> None:
+        """One update of ``parameter`` (in place) from its gradient (which it may overwrite)."""
+        self.steps += 1
+        p, lr, t = self.parameter, self.lr, self.steps
+        if self.name == "sgd":
+            p.add_(grad, alpha=-lr)
+        elif self.name == "adagrad":  # eps 1e-10
+            (total,) = self.state
+            total.addcmul_(grad, grad)
+            p.addcdiv_(grad, total.sqrt().add_(1e-10), value=-lr)
+        elif self.name == "rmsprop":  # α 0.99, eps 1e-8
+            (square,) = self.state
+            square.mul_(0.99).addcmul_(grad, grad, value=0.01)
+            p.addcdiv_(grad, square.sqrt().add_(1e-8), value=-lr)
+        elif self.name == "adam":  # β (0.9, 0.999), eps 1e-8
+            mean, square = self.state
+            mean.lerp_(grad, 0.1)
+            square.mul_(0.999).addcmul_(grad, grad, value=0.001)
+            denominator = torch.sqrt(square, out=grad)  # the gradient is spent: reuse its memory
+            denominator.div_(math.sqrt(1 - 0.999**t)).add_(1e-8)
+            p.addcdiv_(mean, denominator, value=-lr / (1 - 0.9**t))
+        else:  # adamax: β (0.9, 0.999), eps 1e-8
+            mean, norm = self.state
+            mean.lerp_(grad, 0.1)
+            torch.maximum(norm.mul_(0.999), grad.abs_().add_(1e-8), out=norm)
+            p.addcdiv_(mean, norm, value=-lr / (1 - 0.9**t))
 
 
 def _per_row(name: str, value, batch: int, like: Tensor) -> Tensor:
@@ -279,6 +313,21 @@ def _row_generators(generator, batch: int) -> list[torch.Generator] | None:
     return generators
 
 
+def _gather(features: Tensor, chosen: Tensor) -> Tensor:
+    """The features of the chosen images: features [n, f] or [B, n, f], chosen [k] or [B, k]."""
+    if features.dim() == 2:
+        return features.index_select(0, chosen.flatten()).view(*chosen.shape, -1)
+    if chosen.dim() == 1:
+        return features.index_select(1, chosen)
+    batch, n = features.shape[:2]
+    rows = torch.arange(batch, device=chosen.device).unsqueeze(1) * n
+    return (
+        features.flatten(0, 1)
+        .index_select(0, (rows + chosen).flatten())
+        .view(batch, -1, features.shape[2])
+    )
+
+
 def train_quine(
     quine: Quine,
     w: Tensor,
@@ -294,8 +343,10 @@ def train_quine(
     replication: float | Sequence[float] | Tensor = 1.0,
     temperature: float = 1.0,
     record: bool = True,
+    record_every: int = 1,
     on_epoch: Callable[[int, Tensor], None] | None = None,
     _step0: int = 0,
+    _record_start: bool = True,
 ) -> QuineRun:
     """Optimisation epochs on the replication loss (SPEC D22), or L_SR + λ·L_task (D23).
 
@@ -319,7 +370,8 @@ def train_quine(
         replication: α, the weight of L_SR, one value or one per quine; 0 gives the
             classification-only baseline (auxiliary quine).
         temperature: τ > 0; the logits are divided by τ.
-        record: compute the metrics after every epoch into the history.
+        record: compute the metrics into the history (at the start, and after epochs).
+        record_every: record after every this many epochs (and always after the last one).
         on_epoch: called as ``on_epoch(epoch, weights)`` after each epoch.
 
     Returns:
@@ -328,6 +380,7 @@ def train_quine(
     check_weights("w", w, quine.num_weights)
     check_count("epochs", epochs, 0)
     check_count("batch_size", batch_size, 1)
+    check_count("record_every", record_every, 1)
     batch, n = w.shape[0], quine.num_weights
     names = _row_names(optimizer, batch)
     generators = _row_generators(generator, batch)
@@ -349,20 +402,23 @@ def train_quine(
     if task is not None:
         task = task.to(device, dtype)
     images_eval = evaluation_images(quine, task, device, dtype) if task is not None else None
-    history = [_record(quine, w, _step0, "start", task, images_eval)] if record else []
+    history = []
+    if record and _record_start:
+        history.append(_record(quine, w, _step0, "start", task, images_eval))
 
     theta = w.detach().clone()
     grad = torch.empty_like(theta)
-    optimizers = []
+    optimizers = []  # (optimiser, its rows' gradient): one per run of rows with the same name
     if not hill_climb:
         first = 0
         for name, rows in itertools.groupby(names):
             last = first + len(list(rows))
-            parameter = theta[first:last]
-            parameter.grad = grad[first:last]
-            optimizers.append(_make_optimizer(name, parameter, lr))
+            optimizers.append((Optimizer(name, theta[first:last], lr), grad[first:last]))
             first = last
     draw_from = generators or [generator]
+    noise = torch.empty(theta.shape, dtype=dtype) if hill_climb else None  # drawn on the CPU
+
+    features = quine.image_features(theta, task.x_train) if task is not None else None
 
     def minibatch(weights: Tensor, targets: Tensor, coordinates, images, labels, gradient):
         return quine.loss_and_gradient(
@@ -370,7 +426,7 @@ def train_quine(
             targets,
             coordinates,
             replication=alpha,
-            images=images,
+            features=images,
             labels=labels,
             lam=lam_rows,
             temperature=temperature,
@@ -395,23 +451,25 @@ def train_quine(
                 images = labels = None
                 if picks is not None:
                     chosen = picks[..., start : start + batch_size]
-                    images, labels = task.x_train[chosen], task.y_train[chosen]
+                    images, labels = _gather(features, chosen), task.y_train[chosen]
                 if hill_climb:
                     before = minibatch(theta, targets, coordinates, images, labels, False)
-                    rows = 1 if generators else batch
-                    noise = torch.cat(
-                        [torch.randn((rows, n), generator=g, dtype=dtype) for g in draw_from]
-                    ).to(device)
-                    trial = theta + sigma * noise
+                    if generators:
+                        for row, g in zip(noise, generators, strict=True):
+                            row.normal_(generator=g)
+                    else:
+                        noise.normal_(generator=generator)
+                    step = noise.to(device)
+                    trial = torch.add(theta, step, alpha=sigma)
                     after = minibatch(trial, targets, coordinates, images, labels, False)
-                    keep = (after < before).unsqueeze(1)
-                    theta.copy_(torch.where(keep, trial, theta))
+                    keep = (after < before).to(dtype).unsqueeze(1)  # 1: keep the trial
+                    theta.addcmul_(step, keep, value=sigma)
                 else:
                     minibatch(theta, targets, coordinates, images, labels, True)
-                    for opt in optimizers:
-                        opt.step()
+                    for opt, rows_grad in optimizers:
+                        opt.step(rows_grad)
             result = theta.clone()
-            if record:
+            if record and ((epoch + 1) % record_every == 0 or epoch + 1 == epochs):
                 history.append(
                     _record(quine, result, _step0 + epoch + 1, "epoch", task, images_eval)
                 )
@@ -434,34 +492,48 @@ def schedule(
     *,
     generations: int,
     epochs_per_generation: int,
+    record_every: int = 1,
     **training,
 ) -> QuineRun:
     """G generations of T optimisation epochs followed by one regeneration (SPEC D22).
 
     ``epochs_per_generation = 0`` is pure regeneration. Each generation starts a fresh optimiser
     (regeneration makes a new network). ``training`` goes to ``train_quine``. The history holds
-    a record after every epoch and after every regeneration (``step`` counts epochs).
+    a record after every epoch and after every regeneration (``step`` counts epochs) of every
+    ``record_every``-th generation and of the last.
     """
     check_count("generations", generations, 0)
     check_count("epochs_per_generation", epochs_per_generation, 0)
+    check_count("record_every", record_every, 1)
     check_weights("w", w, quine.num_weights)
     task = training.get("task")
     images = evaluation_images(quine, task, w.device, w.dtype) if task is not None else None
     history = [_record(quine, w, 0, "start", task, images)]
     step = 0
-    for _ in range(generations):
+    for generation in range(generations):
+        keep = (generation + 1) % record_every == 0 or generation + 1 == generations
         if epochs_per_generation:
-            run = train_quine(quine, w, epochs=epochs_per_generation, _step0=step, **training)
+            run = train_quine(
+                quine,
+                w,
+                epochs=epochs_per_generation,
+                _step0=step,
+                record=keep,
+                _record_start=False,
+                **training,
+            )
             w = run.weights
-            history += run.history[1:]
+            history += run.history
             step += epochs_per_generation
         w = regenerate_quine(quine, w, task)
-        history.append(_record(quine, w, step, "regenerate", task, images))
+        if keep:
+            history.append(_record(quine, w, step, "regenerate", task, images))
     return QuineRun(w.clone(), history)
 
 
 __all__ = [
     "DEFAULT_LRS",
+    "Optimizer",
     "QUINE_OPTIMIZERS",
     "QuineRun",
     "TaskData",

@@ -136,6 +136,7 @@ def quine_run(
     regenerations: int = 30,
     sigma: float = 3e-5,
     alternation_optimizer: Literal["sgd", "adagrad", "rmsprop", "adam", "adamax"] = "adamax",
+    record_every: int = Scaled(3, 1),
     dtype: Literal["float32", "float64"] = "float32",
 ) -> list[Outcome]:
     """Q1–Q3: optimisers, hill-climbing, regeneration and alternation on the vanilla quine.
@@ -164,6 +165,7 @@ def quine_run(
         epochs=epochs,
         optimizer=[name for name in OPTIMIZERS for _ in contexts],
         generator=[c.generator(10 + index) for index in range(len(OPTIMIZERS)) for c in contexts],
+        record_every=record_every,
     )
     for index, name in enumerate(OPTIMIZERS):
         batched[name] = (q1, index * count)
@@ -175,9 +177,12 @@ def quine_run(
         optimizer="hill_climb",
         sigma=sigma,
         generator=[c.generator(20) for c in contexts] + [c.generator(21) for c in contexts],
+        record_every=record_every,
     )
     batched["hill_climb"], batched["sgd+hill_climb"] = (q2, 0), (q2, count)
-    regen = schedule(rows(1), w0, generations=regenerations, epochs_per_generation=0)  # Q3
+    regen = schedule(  # Q3
+        rows(1), w0, generations=regenerations, epochs_per_generation=0, record_every=record_every
+    )
     batched["regeneration (T=0)"] = (regen, 0)
     alternate = schedule(
         rows(1),
@@ -186,6 +191,7 @@ def quine_run(
         epochs_per_generation=1,
         optimizer=alternation_optimizer,
         generator=[c.generator(30) for c in contexts],
+        record_every=record_every,
     )
     alternation = f"alternation (T=1, {alternation_optimizer})"
     batched[alternation] = (alternate, 0)

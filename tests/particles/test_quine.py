@@ -464,3 +464,28 @@ def test_row_k_of_a_batch_of_seeds_equals_seed_k_alone(optimizers, auxiliary):
         assert torch.allclose(together.series("rho")[:, row], alone.series("rho")[:, 0])
     if not auxiliary:  # the rows did train, and differently from each other
         assert not torch.equal(together.weights[0], together.weights[1])
+
+
+@pytest.mark.parametrize("name", ["sgd", "adagrad", "rmsprop", "adam", "adamax"])
+def test_hand_optimisers_equal_torch_optim(name):
+    from particles.quine_training import DEFAULT_LRS, Optimizer
+
+    g = _generator(7)
+    start = torch.randn(3, 50, generator=g, dtype=torch.float64)
+    mine, reference = start.clone(), start.clone().requires_grad_()
+    optimizer = Optimizer(name, mine)
+    torch_class = {
+        "sgd": torch.optim.SGD,
+        "adagrad": torch.optim.Adagrad,
+        "rmsprop": torch.optim.RMSprop,
+        "adam": torch.optim.Adam,
+        "adamax": torch.optim.Adamax,
+    }[name]
+    torch_optimizer = torch_class([reference], lr=DEFAULT_LRS[name])
+    for _ in range(6):
+        grad = torch.randn(3, 50, generator=g, dtype=torch.float64)
+        reference.grad = grad.clone()
+        optimizer.step(grad)  # may overwrite grad (its memory is scratch)
+        torch_optimizer.step()
+    assert torch.allclose(mine, reference.detach(), rtol=1e-12, atol=1e-15)
+    assert not torch.allclose(mine, start)
