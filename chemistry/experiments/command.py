@@ -35,9 +35,6 @@ REPORT_TITLE = (
     "# Reproduction report: Self-Replication in Neural Networks (Gabor, Illium et al. 2022) "
     "and Neural Network Quine (Chang & Lipson 2018)\n"
 )
-# ``all``: the experiments of Gabor, Illium et al.; the quine experiments (another paper, and
-# minutes per seed at the Quine paper's epoch budgets) run by name.
-QUINES = ("quine", "quine-aux")
 
 
 def _parse_option(text: str) -> tuple[str, str]:
@@ -127,7 +124,7 @@ def resolve_names(names: list[str]) -> list[str]:
     expanded: list[str] = []
     for name in names:
         if name == "all":
-            expanded += [n for n in EXPERIMENTS if n not in QUINES]
+            expanded += list(EXPERIMENTS)
         elif name in EXPERIMENTS:
             expanded.append(name)
         else:
@@ -151,7 +148,7 @@ def reproduce(
     threads: int = DEFAULT_THREADS,
     stream=sys.stdout,
 ) -> Path:
-    """Run the named experiments ("all": every experiment of the paper) and return the report.
+    """Run the named experiments ("all": every experiment, the quines too) and return the report.
 
     Args:
         seeds: seeds per experiment; None: the experiment's default at paper scale (10, quines
@@ -250,7 +247,7 @@ def add_reproduce_parser(
     parser.add_argument(
         "experiments",
         nargs="+",
-        help=f"all (every experiment of the paper; not the quines), or any of: "
+        help=f"all (every experiment of both papers, the quines included), or any of: "
         f"{', '.join(EXPERIMENTS)}",
     )
     parser.add_argument("--scale", choices=SCALES, default="paper")
