@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chemistry import __version__
-from chemistry.lock import holder, release_held
+from chemistry.lock import hold, holder, release_held
 from chemistry.progress import ProgressBar
 from chemistry.storage import stale_temporaries
 
@@ -442,6 +442,7 @@ def plot_command(arguments: argparse.Namespace) -> int:
     from chemistry.runs import RunDirectory, draw_figures
 
     run = RunDirectory(arguments.run_dir)
+    hold(run.path, advice="draw its figures once it has finished")  # figures/ is written
     columns = run.metrics()
     trajectories = run.trajectories()
     genealogy = run.genealogy()
@@ -457,6 +458,7 @@ def lineage_command(arguments: argparse.Namespace) -> int:
     from chemistry.runs import RunDirectory, RunFileError, default_particle, describe_lineage
 
     run = RunDirectory(arguments.run_dir)
+    hold(run.path, advice="draw the lineage once it has finished")
     genealogy = run.genealogy()
     if arguments.particle is None:
         uid, reason = default_particle(genealogy)

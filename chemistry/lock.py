@@ -25,7 +25,7 @@ class RunLockedError(ValueError):
 class RunLock:
     """An exclusive lock on a run directory, held while this object is open."""
 
-    def __init__(self, directory: str | os.PathLike) -> None:
+    def __init__(self, directory: str | os.PathLike, advice: str = "choose another --out") -> None:
         self.directory = Path(directory)
         path = self.directory / LOCK_NAME
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -33,7 +33,7 @@ class RunLock:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(descriptor)
-            raise RunLockedError(_locked_message(self.directory, _read_pid(path))) from None
+            raise RunLockedError(_locked_message(self.directory, _read_pid(path), advice)) from None
         except BaseException:
             os.close(descriptor)
             raise
@@ -77,12 +77,12 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def _locked_message(directory: Path, pid: int | None) -> str:
+def _locked_message(directory: Path, pid: int | None, advice: str) -> str:
     who = f"process {pid}" if pid is not None else "another process"
     return (
         f"run directory {directory} is in use: {who} is writing it (it holds "
         f"{directory / LOCK_NAME}); nothing was changed. Wait for it to finish or stop it, or "
-        "choose another --out"
+        f"{advice}"
     )
 
 
@@ -110,10 +110,10 @@ def _key(directory: str | os.PathLike) -> Path:
     return Path(directory).resolve()
 
 
-def hold(directory: str | os.PathLike) -> RunLock:
+def hold(directory: str | os.PathLike, advice: str = "choose another --out") -> RunLock:
     """Lock ``directory`` (created if needed) for this process until :func:`release_held`.
 
-    Taking a lock this process already holds returns it.
+    Taking a lock this process already holds returns it. ``advice`` ends the refusal's message.
 
     Raises:
         RunLockedError: when another live process holds the lock (the message names its pid).
@@ -126,7 +126,7 @@ def hold(directory: str | os.PathLike) -> RunLock:
             return lock
         lock.release()  # its directory was moved away (replaced by --overwrite)
     Path(directory).mkdir(parents=True, exist_ok=True)
-    lock = RunLock(directory)
+    lock = RunLock(directory, advice)
     _held[key] = lock
     return lock
 

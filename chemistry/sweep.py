@@ -72,6 +72,7 @@ from chemistry.config import toml_value as _toml_value
 from chemistry.config import type_name as _type_name
 from chemistry.config.overrides import apply_settings, check_path
 from chemistry.config.schema import _check, _check_keys, _read
+from chemistry.lock import LOCK_NAME, hold, release
 from chemistry.runs import (
     DATA_FILES,
     MANIFEST_NAME,
@@ -502,9 +503,9 @@ def _complete_point(directory: Path, expected: dict[str, Any]) -> str:
                 run_soup(soup, config, directory)
                 write_run(soup, config, directory)
                 return "resumed"
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    for stale in directory.iterdir():  # the lock file stays: this process holds it
+        if stale.name != LOCK_NAME:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     soup = config.build()
     write_config(config, directory)
     run_soup(soup, config, directory)
@@ -548,7 +549,11 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
     }
     try:
         with torch_threads(task.get("threads", DEFAULT_THREADS)):
-            action = _complete_point(directory, _normalised(task["config"]))
+            hold(directory)  # one writer per point, also across sweeps into the same --out
+            try:
+                action = _complete_point(directory, _normalised(task["config"]))
+            finally:
+                release(directory)
         columns = RunDirectory(directory).metrics()
         (directory / FAILED_NAME).unlink(missing_ok=True)
         result |= {
@@ -718,7 +723,11 @@ class SweepReport:
 def _prepare_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise SweepError(f"{out} is a file, not a sweep directory; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / SWEEP_NAME).exists():
+    if (
+        out.is_dir()
+        and any(p.name != LOCK_NAME for p in out.iterdir())
+        and not (out / SWEEP_NAME).exists()
+    ):
         raise SweepError(
             f"{out} is not empty and is not a sweep directory (it has no {SWEEP_NAME}); nothing "
             "was changed. Choose another --out"
@@ -761,6 +770,22 @@ def run_sweep(
         raise SweepError(f"workers = {workers!r} is not allowed; it must be an integer >= 1")
     out = Path(out)
     _prepare_out(out)
+    hold(out)  # a second sweep into the same --out is refused while this one runs
+    try:
+        return _run_sweep(sweep, out, backend, workers, address, threads, progress)
+    finally:
+        release(out)
+
+
+def _run_sweep(
+    sweep: SweepConfig,
+    out: Path,
+    backend: str,
+    workers: int,
+    address: str | None,
+    threads: int,
+    progress: Callable[[dict[str, Any], int, int], None] | None,
+) -> SweepReport:
     write_text_atomically(out / SWEEP_NAME, json.dumps(sweep.to_dict(), indent=1) + "\n")
     points = sweep.expand()
     root = (out / POINTS_DIR).resolve()

@@ -332,3 +332,20 @@ def test_the_divergence_warning_needs_consecutive_epochs():
     assert [watch.update(Soup(), d) for d in (4, 3, 4)] == [None, None, None]
     assert watch.update(Soup(), 4) is not None
     assert watch.update(Soup(), 4) is None and watch.update(Soup(), 4) is None
+
+
+def test_plot_and_lineage_of_a_live_run_exit_2_and_change_nothing(tmp_path, capsys):
+    out = tmp_path / "done"
+    assert main(["run", "--out", str(out), "--no-figures", *TINY]) == 0
+    capsys.readouterr()
+    before = snapshot(out)
+    child = hold_in_child(out)
+    try:
+        bad_input(capsys, ["plot", str(out)], f"process {child.pid}", "once it has finished")
+        bad_input(capsys, ["lineage", str(out)], f"process {child.pid}", "once it has finished")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert snapshot(out) == before
+    assert main(["plot", str(out)]) == 0
+    assert (out / "figures").is_dir()

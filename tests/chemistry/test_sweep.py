@@ -337,3 +337,51 @@ def test_an_unrelated_folder_is_not_used(tmp_path, capsys):
     assert "is not a sweep directory" in capsys.readouterr().err
     with pytest.raises(SweepError, match="backend"):
         run_sweep(load_sweep(path), tmp_path / "other", backend="dask")
+
+
+# ----------------------------------------------------------------------------------------------
+# One writer: a sweep directory and each point directory are locked while written
+
+
+def test_a_second_sweep_into_a_live_sweep_directory_exits_2(local_sweep, tmp_path, capsys):
+    from tests.chemistry.test_run_integrity import hold_in_child
+
+    sweep, report = local_sweep
+    out = tmp_path / "out"
+    shutil.copytree(report.out, out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    child = hold_in_child(out)
+    try:
+        path = write_sweep(tmp_path)
+        assert main(["sweep", str(path), "--out", str(out), "--workers", "1"]) == 2
+        assert f"process {child.pid}" in capsys.readouterr().err
+    finally:
+        child.kill()
+        child.wait()
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before
+
+
+def test_a_point_written_by_another_process_fails_and_is_not_mixed(local_sweep, tmp_path):
+    from tests.chemistry.test_run_integrity import hold_in_child
+
+    sweep, report = local_sweep
+    out = tmp_path / "out"
+    shutil.copytree(report.out, out)
+    busy = out / "points" / report.points[2].id
+    shutil.rmtree(busy)  # not done: this sweep would run it, but another process writes it
+    busy.mkdir()
+    (busy / "theirs.txt").write_text("another writer's file")
+    child = hold_in_child(busy)
+    try:
+        again = run_sweep(sweep, out, workers=1)
+    finally:
+        child.kill()
+        child.wait()
+    failed = {result["id"]: result["error"] for result in again.failed}
+    assert list(failed) == [report.points[2].id]
+    assert f"process {child.pid}" in failed[report.points[2].id]
+    assert (busy / "theirs.txt").read_text() == "another writer's file"
+    assert again.count("skipped") == 7
+    third = run_sweep(sweep, out, workers=1)  # the writer is gone: the point runs now
+    assert third.results_path.read_bytes() == report.results_path.read_bytes()
