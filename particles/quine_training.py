@@ -2,15 +2,19 @@
 
 An epoch visits every coordinate once in a random order, in minibatches of 10, with the targets
 θ̄ frozen to a copy of θ at the start of the epoch; each minibatch takes one optimiser step on its
-partial sum of squared errors. The quines of a batch share the coordinate order (and, for the
-auxiliary quine, the images drawn for each example), so a row trained in a batch sees the same
-data as the same quine trained alone with the same generator.
+partial sum of squared errors. With one generator the quines of a batch share the coordinate
+order (and, for the auxiliary quine, the images drawn for each example); with one generator per
+quine each row draws its own, so a row trained in a batch sees the same data as the same quine
+trained alone with its generator (and, with ``Quine(projection_seeds=...)``, its own projection):
+the seeds of an experiment train as rows of one batch.
 
-Batching: the optimisers are ``torch.optim`` optimisers on one ``[B, r]`` parameter, and the batch
-minimises Σ_b L_b, the sum of the per-quine losses, so row b receives exactly ∂L_b/∂θ_b. SGD,
-Adagrad, RMSprop, Adam and Adamax update every parameter element from that element's own
-gradient history only (they are elementwise), so rows stay independent: one row of a batch is the
-same quine trained alone (up to floating-point reassociation; the tests check this).
+Batching: the minibatch loss of row b depends on θ_b only and its gradient ∂L_b/∂θ_b is written
+out by hand (``Quine.loss_and_gradient``). SGD, Adagrad, RMSprop, Adam and Adamax update every
+parameter element from that element's own gradient history only (they are elementwise), so rows
+stay independent, and rows may even use different optimisers: one row of a batch is the same
+quine trained alone (up to floating-point reassociation; the tests check this). ``Optimizer``
+writes torch's update rules as in-place tensor operations (checked against ``torch.optim``).
+Hill-climbing keeps or rejects each row's trial on that row's own loss.
 
 The auxiliary quine minimises α·L_SR + λ·L_task per row, L_task the cross-entropy (logits / τ)
 summed over the minibatch; α = 1 for the auxiliary quine and α = 0 for the classification-only
@@ -420,13 +424,13 @@ def train_quine(
 
     features = quine.image_features(theta, task.x_train) if task is not None else None
 
-    def minibatch(weights: Tensor, targets: Tensor, coordinates, images, labels, gradient):
+    def minibatch(weights: Tensor, targets: Tensor, coordinates, seen, labels, gradient):
         return quine.loss_and_gradient(
             weights,
             targets,
             coordinates,
             replication=alpha,
-            features=images,
+            features=seen,
             labels=labels,
             lam=lam_rows,
             temperature=temperature,
@@ -448,12 +452,12 @@ def train_quine(
                 picks = (torch.stack(picks) if generators else picks[0]).to(device)
             for start in range(0, n, batch_size):
                 coordinates = order[..., start : start + batch_size]
-                images = labels = None
+                seen = labels = None  # the features and labels of the images drawn
                 if picks is not None:
                     chosen = picks[..., start : start + batch_size]
-                    images, labels = _gather(features, chosen), task.y_train[chosen]
+                    seen, labels = _gather(features, chosen), task.y_train[chosen]
                 if hill_climb:
-                    before = minibatch(theta, targets, coordinates, images, labels, False)
+                    before = minibatch(theta, targets, coordinates, seen, labels, False)
                     if generators:
                         for row, g in zip(noise, generators, strict=True):
                             row.normal_(generator=g)
@@ -461,11 +465,11 @@ def train_quine(
                         noise.normal_(generator=generator)
                     step = noise.to(device)
                     trial = torch.add(theta, step, alpha=sigma)
-                    after = minibatch(trial, targets, coordinates, images, labels, False)
+                    after = minibatch(trial, targets, coordinates, seen, labels, False)
                     keep = (after < before).to(dtype).unsqueeze(1)  # 1: keep the trial
                     theta.addcmul_(step, keep, value=sigma)
                 else:
-                    minibatch(theta, targets, coordinates, images, labels, True)
+                    minibatch(theta, targets, coordinates, seen, labels, True)
                     for opt, rows_grad in optimizers:
                         opt.step(rows_grad)
             result = theta.clone()
