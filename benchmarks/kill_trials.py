@@ -1,6 +1,6 @@
 """SIGKILL a run at random moments (the write phase included), resume it, compare with a solo run.
 
-    PYTHONPATH=. python benchmarks/kill_trials.py [--trials 20] [--seed 0] [--keep DIR]
+    PYTHONPATH=. python benchmarks/kill_trials.py [--trials 20] [--seed 0] [--keep DIR] [--device D]
 
 A solo run is timed first, and its final write phase (data files, figures, manifest: from the
 last checkpoint to the end). Each trial starts the same run and kills it with SIGKILL: odd trials
@@ -128,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     parser.add_argument("--keep", type=Path, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--device", help="torch device of the runs (default: the run's own)")
     arguments = parser.parse_args(argv)
+    if arguments.device:
+        SOUP.extend(["--device", arguments.device])
     scratch = arguments.keep or Path(tempfile.mkdtemp(prefix="kill-trials-"))
     scratch.mkdir(parents=True, exist_ok=True)
     solo_run = scratch / "solo"

@@ -3,13 +3,16 @@
 Four measurements (issues "The soup", "Lineage analysis"; ``--device cuda`` runs the soups on a
 GPU):
 
-1. ``main``: a soup of 10,000 weightwise particles with Attack(0.1), Learn(0.1) and SelfTrain(10)
-   per epoch (``--respawn`` adds Respawn()), everything a run does switched on: genealogy,
-   data collection and trajectories every epoch. Prints epochs per second and the share of time
-   spent outside the particle kernel. The kernel calls (``self_train``, ``learn``,
-   ``Architecture.apply``, ``classify``, ``fixpoint_error``, ``Architecture.init``) are wrapped
-   with timers by this script only (synchronised on a GPU); the share is
-   (total - kernel) / total. Target: < 20 %.
+1. ``main``: a soup of 10,000 weightwise particles with the issue's rules, Attack(0.1),
+   Learn(0.1), SelfTrain(10) and Respawn() per epoch (``--no-respawn`` leaves Respawn out),
+   everything a run does switched on: genealogy, data collection (per-particle data too) and
+   trajectories every epoch, Mesa agents born and removed by Respawn. Prints epochs per second
+   and the share of time spent outside the particle kernel. The kernel calls (``self_train``,
+   ``learn``, ``Architecture.apply``, ``classify``, ``fixpoint_error``, ``Architecture.init``)
+   are wrapped with timers by this script only (synchronised on a GPU); the share is
+   (total - kernel) / total. Target: <= 20 %.
+   ``scale``: the same measurement at 100,000 and 1,000,000 particles (``--scale-particles``),
+   a few epochs each (``--scale-epochs``, default 3, after one warm-up epoch).
 2. ``long``: 1,000 particles for 1,000 epochs with SelfTrain(10). Target: under a minute.
 3. ``huge``: 100,000 particles, trajectories off, a few epochs; prints the time per epoch and the
    peak resident memory (``resource.getrusage``) and GPU memory. Target: runs without
@@ -29,9 +32,10 @@ environment (``chemistry.threads.soup_cpu``).
 
 Usage::
 
-    python benchmarks/soup.py                 # all three, full size
+    python benchmarks/soup.py                 # huge, main, long at full size
     python benchmarks/soup.py --quick         # seconds: a smoke run at small sizes
-    python benchmarks/soup.py --only main --particles 1000000 --epochs 20 --device cuda --respawn
+    python benchmarks/soup.py --only scale    # the share at 100k and 1M particles (minutes)
+    python benchmarks/soup.py --only main --particles 1000000 --epochs 20 --device cuda
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ import interactions.learn  # noqa: E402
 import interactions.self_train  # noqa: E402
 from benchmarks.machine import describe  # noqa: E402
 from chemistry import Soup  # noqa: E402
-from interactions import Attack, Learn, Respawn, SelfTrain  # noqa: E402
+from interactions import Attack, EventKind, Learn, Respawn, SelfTrain  # noqa: E402
 from particles import architectures, fused  # noqa: E402
 from particles.bank import WeightBank  # noqa: E402
 
@@ -146,11 +150,16 @@ def rules(respawn: bool) -> list:
 
 
 def bench_main(
-    particles: int, epochs: int, seed: int, device: str = "cpu", respawn: bool = False
+    particles: int,
+    epochs: int,
+    seed: int,
+    device: str = "cpu",
+    respawn: bool = True,
+    warm_up: int = 2,
 ) -> dict[str, float]:
     """The issue's soup with everything a run does on: genealogy, data, trajectories."""
     soup = Soup(rules(respawn), population=particles, rng=seed, device=device)
-    soup.run_for(2)  # warm-up: compilation, caches, allocator
+    soup.run_for(warm_up)  # compilation, caches, allocator
     timer, bank_timer = KernelTimer(device), KernelTimer(device)
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     with timed_kernel(timer, bank_timer):
@@ -181,7 +190,14 @@ def bench_main(
         "share_wall_with_graph": (step_wall + graph_wall - timer.wall) / (step_wall + graph_wall),
         "share_cpu_with_graph": (step_cpu + graph_cpu - timer.cpu) / (step_cpu + graph_cpu),
         "events": len(soup.genealogy_record),
+        "respawned": respawns(soup),
     }
+
+
+def respawns(soup: Soup) -> int:
+    """Respawn events of the whole run (warm-up included)."""
+    log = soup.genealogy_record.log
+    return int((log.columns()["kind"] == log.kind_code(EventKind.RESPAWN)).sum())
 
 
 def end_of_run(soup: Soup) -> None:
@@ -207,7 +223,7 @@ def bench_long(particles: int, epochs: int, seed: int) -> dict[str, float]:
 
 
 def bench_huge(
-    particles: int, epochs: int, seed: int, device: str = "cpu", respawn: bool = False
+    particles: int, epochs: int, seed: int, device: str = "cpu", respawn: bool = True
 ) -> dict[str, float]:
     """A very large soup (trajectories off): time per epoch and peak memory."""
     before = peak_rss_mb()
@@ -306,10 +322,40 @@ def bench_lineage(particles: int, epochs: int, seed: int) -> dict[str, float]:
     }
 
 
+def print_share(part: str, r: dict[str, float], ruleset: str) -> None:
+    """Print one soup measurement of ``bench_main``."""
+    print(
+        f"[{part}] {r['particles']:,} ww particles, {ruleset}, genealogy + data collection + "
+        f"trajectories on, {r['epochs']} epochs ({r['respawned']:,} respawns in the run)"
+    )
+    print(
+        f"  {r['epochs_per_s']:.2f} epochs/s ({r['particle_epochs_per_s']:,.0f} "
+        f"particle-epochs/s); {1000 * r['step_wall'] / r['epochs']:.1f} ms/epoch wall, "
+        f"{1000 * r['step_cpu'] / r['epochs']:.1f} ms/epoch CPU"
+    )
+    print(
+        f"  outside-kernel share: {100 * r['share_wall']:.1f} % of wall time, "
+        f"{100 * r['share_cpu']:.1f} % of CPU time (target <= 20 %)"
+    )
+    print(
+        f"  of which WeightBank row reads/writes (particles/bank.py) "
+        f"{1000 * r['bank_cpu'] / r['epochs']:.2f} ms/epoch CPU; share without them "
+        f"{100 * r['share_cpu_without_bank']:.1f} % of CPU time"
+    )
+    print(
+        f"  genealogy end-of-run work (event log written, phylogeny.csv; {r['events']:,} "
+        f"events): {r['graph_wall']:.2f} s; share including it "
+        f"{100 * r['share_wall_with_graph']:.1f} % wall, "
+        f"{100 * r['share_cpu_with_graph']:.1f} % CPU"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in seconds")
-    parser.add_argument("--only", choices=["main", "long", "huge", "lineage"], action="append")
+    parser.add_argument(
+        "--only", choices=["main", "scale", "long", "huge", "lineage"], action="append"
+    )
     parser.add_argument("--particles", type=int, default=10_000, help="main: particles")
     parser.add_argument("--epochs", type=int, default=50, help="main: timed epochs")
     parser.add_argument("--long-particles", type=int, default=1_000)
@@ -318,9 +364,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--huge-epochs", type=int, default=3)
     parser.add_argument("--lineage-particles", type=int, default=1_000_000)
     parser.add_argument("--lineage-epochs", type=int, default=100)
+    parser.add_argument(
+        "--scale-particles", type=int, nargs="+", default=[100_000, 1_000_000], help="scale: sizes"
+    )
+    parser.add_argument("--scale-epochs", type=int, default=3, help="scale: timed epochs each")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device of the soups (default cpu)")
-    parser.add_argument("--respawn", action="store_true", help="add Respawn() to the rules")
+    parser.add_argument(
+        "--respawn",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Respawn() among the rules (default on, as in the issue's soup)",
+    )
     parser.add_argument(
         "--threads", type=int, default=0, help="torch threads (default 0: torch's own default)"
     )
@@ -330,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         args.long_particles, args.long_epochs = 200, 50
         args.huge_particles, args.huge_epochs = 5_000, 2
         args.lineage_particles, args.lineage_epochs = 5_000, 3
+        args.scale_particles, args.scale_epochs = [2_000, 5_000], 2
     if args.threads:
         torch.set_num_threads(args.threads)
     parts = args.only or ["huge", "main", "long"]
@@ -357,30 +413,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "main" in parts:
         r = bench_main(args.particles, args.epochs, args.seed, args.device, args.respawn)
-        print(
-            f"[main] {r['particles']:,} ww particles, {ruleset}, "
-            f"genealogy + data collection + trajectories on, {r['epochs']} epochs"
-        )
-        print(
-            f"  {r['epochs_per_s']:.2f} epochs/s ({r['particle_epochs_per_s']:,.0f} "
-            f"particle-epochs/s); {1000 * r['step_wall'] / r['epochs']:.1f} ms/epoch wall, "
-            f"{1000 * r['step_cpu'] / r['epochs']:.1f} ms/epoch CPU"
-        )
-        print(
-            f"  outside-kernel share: {100 * r['share_wall']:.1f} % of wall time, "
-            f"{100 * r['share_cpu']:.1f} % of CPU time (target < 20 %)"
-        )
-        print(
-            f"  of which WeightBank row reads/writes (particles/bank.py) "
-            f"{1000 * r['bank_cpu'] / r['epochs']:.2f} ms/epoch CPU; share without them "
-            f"{100 * r['share_cpu_without_bank']:.1f} % of CPU time"
-        )
-        print(
-            f"  genealogy end-of-run work (event log written, phylogeny.csv; {r['events']:,} "
-            f"events): {r['graph_wall']:.2f} s; share including it "
-            f"{100 * r['share_wall_with_graph']:.1f} % wall, "
-            f"{100 * r['share_cpu_with_graph']:.1f} % CPU"
-        )
+        print_share("main", r, ruleset)
+    if "scale" in parts:
+        for size in args.scale_particles:
+            r = bench_main(size, args.scale_epochs, args.seed, args.device, args.respawn, 1)
+            print_share("scale", r, ruleset)
     if "lineage" in parts:
         r = bench_lineage(args.lineage_particles, args.lineage_epochs, args.seed)
         print(

@@ -4,17 +4,23 @@ Each command runs in a fresh interpreter (as a user's shell runs it) ``--repeat`
 table shows the median and the fastest wall time. ``--imports`` lists the slowest imports of
 ``chemistry --help`` (``python -X importtime``).
 
+With ``--device D`` one more row times a whole small run on that device (``chemistry run``,
+one epoch of 4 particles, figures off): the start-up of the device's runtime included.
+
     python benchmarks/startup.py
     python benchmarks/startup.py --repeat 10 --imports
+    python benchmarks/startup.py --device cuda
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -72,13 +78,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per command (default 5)")
     parser.add_argument("--imports", action="store_true", help="list the slowest imports")
+    parser.add_argument("--device", help="also time a small run on this torch device")
     arguments = parser.parse_args(argv)
+    commands = dict(COMMANDS)
+    scratch = Path(tempfile.mkdtemp(prefix="startup-"))
+    if arguments.device:
+        commands[f"chemistry run (1 epoch, 4 particles, {arguments.device})"] = [
+            "run", "--epochs", "1", "--population", "4", "--no-figures", "--overwrite",
+            "--device", arguments.device, "--out", str(scratch / "run"),
+        ]  # fmt: skip
     baseline, _, _ = time_command_python(arguments.repeat)
     print(f"python -c pass (interpreter start): {baseline:.3f} s median")
     print(f"{'command':50s} {'median':>8s} {'fastest':>8s}  exit")
-    for label, command in COMMANDS.items():
-        median, fastest, code = time_command(command, arguments.repeat)
-        print(f"{label:50s} {median:7.3f}s {fastest:7.3f}s  {code}")
+    try:
+        for label, command in commands.items():
+            median, fastest, code = time_command(command, arguments.repeat)
+            print(f"{label:50s} {median:7.3f}s {fastest:7.3f}s  {code}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if arguments.imports:
         print("\nslowest imports of `chemistry --help` (cumulative):")
         for seconds, name in slowest_imports(15):

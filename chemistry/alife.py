@@ -71,7 +71,7 @@ def _item_text(items: dict[str, tuple[np.ndarray, list[Any]]], name: str, n: int
     if name not in items:
         return np.full(n, "", dtype=object)
     codes, values = items[name]
-    texts = np.array([*(str(v) for v in values), ""], dtype=object)
+    texts = np.array([*map(str, values), ""], dtype=object)
     return texts[codes]
 
 
@@ -118,10 +118,8 @@ def write_alife(
             architecture[lo:hi],
             node[lo:hi],
         ]
-        line = columns[0].astype(object)
-        for column in columns[1:]:
-            line = line + "," + column.astype(object)
-        return "\n".join(line.tolist()) + "\n"
+        cells = zip(*(column.tolist() for column in columns), strict=True)
+        return "\n".join(map(",".join, cells)) + "\n"
 
     def write(temporary: str) -> None:
         with open(temporary, "w", encoding="utf-8", newline="") as handle:

@@ -69,8 +69,9 @@ def soup_state(soup: Soup) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     genealogy_arrays, genealogy_meta = soup.genealogy.state()
     for key, values in genealogy_arrays.items():
         tensors[f"genealogy/{key}"] = torch.from_numpy(values)
+    bank_index = {id(bank): index for index, bank in enumerate(soup.bank_list)}
     particles = [
-        [p.unique_id, soup.bank_list.index(p.bank), p.row, p.birth, list(p.parents), p.node]
+        [p.unique_id, bank_index[id(p.bank)], p.row, p.birth, list(p.parents), p.node]
         for p in soup.particles.values()
     ]
     meta = {

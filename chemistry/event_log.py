@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from chemistry.columnar import ChunkedTable
-from interactions.events import Event, EventBatch, EventKind
+from interactions.events import Event, EventBatch, EventBatches, EventKind
 
 __all__ = ["EventLog", "NO_PARTICLE", "scalar"]
 
@@ -83,6 +83,31 @@ def _ids(values: Any, size: int | None) -> np.ndarray:
     except TypeError:  # a list holding None
         array = np.array([NO_PARTICLE if v is None else v for v in values], dtype=np.int64)
     return array.reshape(-1)
+
+
+def _encoded_column(values: Any) -> tuple[np.ndarray, list[str] | np.ndarray]:
+    """(rows holding an item, their values as JSON text) of a per-event data column.
+
+    None marks "no item". Columns of bools or ints (the usual case: attack's ``overwritten``,
+    birth's ``node``) are encoded with array operations; other values one by one.
+    """
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biu":
+        rows = np.arange(len(values))
+        picked = values
+    else:
+        array = np.asarray(values, dtype=object)  # None marks "no item" (one C loop)
+        rows = np.flatnonzero(np.not_equal(array, None))
+        picked = array[rows]
+    if not len(rows):
+        return rows, []
+    types = set(map(type, picked.tolist())) if picked.dtype == object else {picked.dtype.kind}
+    if types <= {bool, np.bool_, "b"}:
+        return rows, np.where(picked.astype(bool), "true", "false")
+    if types <= {int, "i", "u"}:
+        return rows, picked.astype(np.int64).astype(str)
+    return rows, [json.dumps(scalar(v)) for v in picked.tolist()]
 
 
 def _status_name(status: Any) -> str:
@@ -170,11 +195,28 @@ class EventLog(Sequence[Event]):
             raise ValueError(f"id columns of different lengths: {[len(c) for c in ids]}")
         if size == 0:
             return
-        step = self._steps
         self._steps += 1
+        self._append(self._steps - 1, epoch, kind, ids, data, columns, whole_step=True)
+
+    def _append(
+        self,
+        step: int,
+        epoch: int,
+        kind: EventKind | str,
+        ids: Sequence[np.ndarray],
+        data: Mapping[str, Any] | None,
+        columns: Mapping[str, Any] | None,
+        *,
+        whole_step: bool,
+    ) -> None:
+        """Append ``n`` events of one kind as part of ``step`` (ids: three int64 arrays [n]).
+
+        ``data`` (items every event carries) is stored once for the step when these events are
+        the ``whole_step``, else as per-event items (other events of the step lack them).
+        """
+        size = len(ids[0])
         start = len(self)
-        table = self.tables["events"]
-        table.append(
+        self.tables["events"].append(
             step=np.full(size, step),
             epoch=np.full(size, int(epoch)),
             kind=np.full(size, self.kind_code(kind)),
@@ -182,42 +224,50 @@ class EventLog(Sequence[Event]):
             target=ids[1],
             child=ids[2],
         )
-        if data:
-            items = [(n, scalar(v)) for n, v in data.items() if scalar(v) is not None]
-            if items:
-                self.tables["step_data"].append(
-                    row=np.full(len(items), step),
-                    name=[n for n, _ in items],
-                    value=[json.dumps(v) for _, v in items],
-                )
+        items = [(n, scalar(v)) for n, v in (data or {}).items() if scalar(v) is not None]
+        if items and whole_step:
+            self.tables["step_data"].append(
+                row=np.full(len(items), step),
+                name=[n for n, _ in items],
+                value=[json.dumps(v) for _, v in items],
+            )
+        elif items:  # event by event: item by item, each event's items in order
+            self.tables["event_data"].append(
+                row=np.repeat(np.arange(start, start + size), len(items)),
+                name=np.tile([n for n, _ in items], size),
+                value=np.tile([json.dumps(v) for _, v in items], size),
+            )
         for name, values in (columns or {}).items():
-            if hasattr(values, "detach"):
-                values = values.detach().cpu().numpy()
-            array = np.asarray(values, dtype=object)  # None marks "no item" (one C loop)
-            rows = np.flatnonzero(np.not_equal(array, None))
+            rows, texts = _encoded_column(values)
             if len(rows):
                 self.tables["event_data"].append(
-                    row=rows + start,
-                    name=np.full(len(rows), str(name)),
-                    value=[json.dumps(scalar(v)) for v in array[rows].tolist()],
+                    row=rows + start, name=np.full(len(rows), str(name)), value=texts
                 )
 
-    def record(self, events: Iterable[Event] | EventBatch) -> None:
-        """Record Event objects (one step per maximal run of one epoch) or an EventBatch.
+    def record_batches(self, batches: EventBatches) -> None:
+        """Record several batches (one rule call's events) as one step."""
+        if not len(batches):
+            return
+        step = self._steps
+        self._steps += 1
+        whole = len(batches.batches) == 1
+        for batch in batches.batches:
+            ids, data = batch.id_arrays(), batch.data
+            self._append(
+                step, batch.epoch, batch.kind, ids, data, batch.raw_columns(), whole_step=whole
+            )
+
+    def record(self, events: Iterable[Event] | EventBatch | EventBatches) -> None:
+        """Record Event objects (one step per maximal run of one epoch), an EventBatch or
+        EventBatches (one step each).
 
         Raises:
             ValueError: if an item is not an Event (nothing is recorded then).
         """
         if isinstance(events, EventBatch):
-            self.record_batch(
-                events.epoch,
-                events.kind,
-                events.actors,
-                events.targets,
-                events.children,
-                data=events.data,
-                columns=events.columns,
-            )
+            events = EventBatches([events])
+        if isinstance(events, EventBatches):
+            self.record_batches(events)
             return
         batch = events if isinstance(events, list) else list(events)
         for item in batch:

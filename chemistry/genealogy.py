@@ -105,6 +105,7 @@ from interactions.events import (
     VERTICAL,
     Event,
     EventBatch,
+    EventBatches,
     EventKind,
     inheritance_of,
     register_event_kind,
@@ -227,7 +228,7 @@ class Genealogy:
 
     # ------------------------------------------------------------------ recording
 
-    def record(self, events: Iterable[Event] | EventBatch) -> None:
+    def record(self, events: Iterable[Event] | EventBatch | EventBatches) -> None:
         """Append events; the graphs are built from the log when read.
 
         Only the types are checked here (to keep recording cheap); the endpoints each kind needs
@@ -235,7 +236,8 @@ class Genealogy:
         form one *step*: they read the weights as they were before the call (SPEC D19).
 
         Args:
-            events: Event objects (or one EventBatch), in the order they happened.
+            events: Event objects (or one EventBatch, or the EventBatches of one rule call),
+                in the order they happened.
 
         Raises:
             ValueError: if an item is not an :class:`~interactions.events.Event` (nothing of the
@@ -498,6 +500,48 @@ class Genealogy:
             **extra,
             **_clean_data(data, _RESERVED_EDGE_ATTRIBUTES),
         )
+
+    def born_on(self, nodes: Iterable[int]) -> np.ndarray:
+        """Uids of the particles born on the topology ``nodes`` (their BIRTH ``node`` item),
+        ascending; array operations over the log, no graph built."""
+        log = self.log
+        data = log.tables["event_data"].read()
+        is_node = data["name"] == "node"
+        rows = data["row"][is_node]
+        on = np.isin(data["value"][is_node].astype(np.int64), np.fromiter(nodes, np.int64))
+        columns = log.columns()
+        rows = rows[on]
+        rows = rows[columns["kind"][rows] == log.kind_code(EventKind.BIRTH)]
+        child, target = columns["child"][rows], columns["target"][rows]
+        return np.unique(np.where(child >= 0, child, target))
+
+    def sample_graph(self, uids: Iterable[int]) -> nx.MultiDiGraph:
+        """The particle graph of ``uids`` only: their nodes and the events among them (an event
+        that involves a particle outside is left out), built without building the whole graph.
+
+        For pictures of soups too big to draw whole (e.g. :meth:`born_on` a few hundred nodes).
+        """
+        wanted = np.unique(np.fromiter(uids, np.int64))
+        log = self.log
+        columns = log.columns()
+        ids = [columns[name] for name in ("actor", "target", "child")]
+        inside = [(values < 0) | np.isin(values, wanted) for values in ids]
+        involved = np.zeros(len(log), dtype=bool)
+        for values in ids:
+            involved |= values >= 0
+        keep = np.flatnonzero(inside[0] & inside[1] & inside[2] & involved)
+        graph = nx.MultiDiGraph()
+        kinds = [log.kind_names[code] for code in columns["kind"][keep].tolist()]
+        picked = [columns[n][keep].tolist() for n in ("epoch", "actor", "target", "child")]
+        for index, kind, *event in zip(keep.tolist(), kinds, *picked, strict=True):
+            self._add_event(graph, index, kind, *event)
+        known, codes, epochs, _ = log.last_classes()
+        mine = np.isin(known, wanted)
+        for uid, code, epoch in zip(
+            known[mine].tolist(), codes[mine].tolist(), epochs[mine].tolist(), strict=True
+        ):
+            graph.add_node(uid, status=log.status_names[code], status_epoch=epoch)
+        return graph
 
     # ------------------------------------------------------------------ queries
 

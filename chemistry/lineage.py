@@ -379,10 +379,23 @@ def birth_items(
                 code_of[name] = {}
             codes, decoded = out[name]
             table = code_of[name]
-            for text in distinct.tolist():
-                if text not in table:
-                    table[text] = len(decoded)
-                    decoded.append(json.loads(text))
-            mapped = np.array([table[text] for text in distinct.tolist()], dtype=np.int64)
+            texts = distinct.tolist()
+            new = [text for text in texts if text not in table]
+            table.update(zip(new, range(len(decoded), len(decoded) + len(new)), strict=True))
+            decoded += _decoded_json(new)
+            mapped = np.fromiter(map(table.__getitem__, texts), np.int64, len(texts))
             codes[owners[mine]] = mapped[inverse]
     return out
+
+
+def _decoded_json(texts: list[str]) -> list[Any]:
+    """``json.loads`` of each text; integers and booleans (birth nodes, flags) as array ops."""
+    if not texts:
+        return []
+    array = np.array(texts)
+    unsigned = np.where(np.strings.startswith(array, "-"), np.strings.slice(array, 1), array)
+    if bool(np.strings.isdecimal(unsigned).all()) and max(map(len, texts)) < 19:  # int64
+        return array.astype(np.int64).tolist()
+    if bool(np.isin(array, ["true", "false"]).all()):
+        return (array == "true").tolist()
+    return [json.loads(text) for text in texts]

@@ -15,6 +15,9 @@ A run directory holds:
 ``trajectories/``                           the float32 weight states, ``.npz`` chunks per arch
 ``checkpoints/``                            ``epoch-XXXXXX.pt`` and ``index.json`` (checksums)
 ``figures/``                                PCA trajectories, counts over epochs, lineage graph
+                                            (above ``record.whole_exports_up_to`` particles:
+                                            of the particles born on the first
+                                            ``LINEAGE_SAMPLE_NODES`` topology nodes)
 ``manifest.json``                           written last: size and SHA-256 of every data file,
                                             so a truncated or damaged file is detected
 =========================================== ==================================================
@@ -75,6 +78,9 @@ __all__ = [
 
 CONFIG_NAME = "config.toml"
 MANIFEST_NAME = "manifest.json"
+#: Above ``record.whole_exports_up_to`` particles, ``figures/lineage.png`` draws the particles
+#: born on this many topology nodes (the whole particle graph is not built).
+LINEAGE_SAMPLE_NODES = 300
 # Data files checked against the manifest (config.toml is meant to be read and edited by people).
 DATA_FILES = (
     "metrics.csv",
@@ -147,8 +153,20 @@ def write_run(soup: Soup, config: RunConfig, directory: str | Path) -> dict[str,
         for name in ("trajectories.npz", "genealogy.graphml", "genealogy.json"):
             (directory / name).unlink(missing_ok=True)  # never a stale one from an earlier end
     if config.record.figures:
+        if whole:
+            graph, title = genealogy.graph, "Genealogy"
+        else:  # the whole particle graph of a big soup is too big to build and to draw
+            graph = genealogy.sample_graph(genealogy.born_on(range(LINEAGE_SAMPLE_NODES)))
+            title = (
+                f"Genealogy of the particles born on topology nodes 0-"
+                f"{LINEAGE_SAMPLE_NODES - 1} ({len(soup):,} particles in the soup)"
+            )
         written |= draw_figures(
-            directory, soup.datacollector.model_vars, soup.trajectories, genealogy.graph
+            directory,
+            soup.datacollector.model_vars,
+            soup.trajectories,
+            graph,
+            lineage_title=title,
         )
     written["manifest"] = _write_manifest(directory, soup.epoch, config.epochs)
     return written
@@ -200,10 +218,13 @@ def draw_figures(
     columns: dict[str, list[float]],
     trajectories: Trajectories,
     graph: nx.MultiDiGraph,
+    *,
+    lineage_title: str = "Genealogy",
 ) -> dict[str, Path]:
     """Draw ``figures/counts.png``, ``figures/trajectories_<arch>.png`` and ``figures/lineage.png``.
 
-    Figures without data (no collected metrics, no recorded weights) are skipped.
+    Figures without data (no collected metrics, no recorded weights) are skipped. ``graph``:
+    the particle graph drawn in ``lineage.png`` (a sample of it for big soups).
     """
     figures = Path(directory) / "figures"
     written: dict[str, Path] = {}
@@ -219,7 +240,7 @@ def draw_figures(
                 final_status=final,
                 title=f"{name} particle trajectories (joint PCA)",
             )
-    written["lineage_figure"] = plot_lineage(graph, figures / "lineage.png")
+    written["lineage_figure"] = plot_lineage(graph, figures / "lineage.png", title=lineage_title)
     return written
 
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import attrgetter, methodcaller
 from typing import Any
 
 import mesa
@@ -28,7 +31,7 @@ from chemistry.threads import soup_cpu
 from chemistry.topology import Topology
 from chemistry.trajectories import Trajectories
 from interactions.base import PAIRINGS, Interaction
-from interactions.events import BUILTIN_KINDS, Event, EventBatch, EventKind
+from interactions.events import BUILTIN_KINDS, Event, EventBatch, EventBatches, EventKind
 from particles.agent import Particle
 from particles.architectures import Architecture, Weightwise
 from particles.bank import WeightBank
@@ -44,6 +47,8 @@ from particles.validation import (
 )
 
 Tensor = torch.Tensor
+_UNIQUE_ID = attrgetter("unique_id")
+_REMOVE = methodcaller("remove")
 SCHEDULES = ("synchronous", "sequential")
 
 
@@ -233,7 +238,7 @@ class Soup(mesa.Model):
         self.trajectories = Trajectories(
             {self.architecture_names[a]: a.num_weights for a in self.banks}
         )
-        self._last_chunks: list[list[Event] | EventBatch] = []
+        self._last_chunks: list[list[Event] | EventBatch | EventBatches] = []
         #: The event kinds counted in the metrics: the built-in ones and the rules' own.
         self.event_kinds: tuple[EventKind, ...] = tuple(
             dict.fromkeys(
@@ -245,7 +250,7 @@ class Soup(mesa.Model):
         for rule in rules:
             rule.check(self)
         start = 0
-        births: list[Event] = []
+        births: list[EventBatch] = []
         for arch, count, given in spec:
             placed = torch.arange(start, start + count)
             if given is None:
@@ -254,9 +259,9 @@ class Soup(mesa.Model):
                 )
             else:
                 weights = given.to(device=self.device, dtype=dtype)
-            births += self.spawn(arch, weights, placed)
+            births.append(self.spawn(arch, weights, placed))
             start += count
-        self.genealogy_record.record(births)
+        self.genealogy_record.record(EventBatches(births))
         self.datacollector = build_datacollector(self, agents=collect_agents)
         self._observe()
         self._check_end()
@@ -405,7 +410,7 @@ class Soup(mesa.Model):
         weights: Tensor,
         nodes: Tensor,
         parents: Sequence[Sequence[int]] | None = None,
-    ) -> list[Event]:
+    ) -> EventBatch:
         """Create particles with ``weights`` [n, r] on free ``nodes`` [n]; returns BIRTH events.
 
         Raises:
@@ -423,44 +428,46 @@ class Soup(mesa.Model):
         bank = self._add_bank(architecture, weights.shape[0])
         if self.architecture_names[architecture] not in self.trajectories.names:
             self.trajectories.add(self.architecture_names[architecture], architecture.num_weights)
-        parents = parents if parents is not None else [()] * len(nodes)
         epoch = self.epoch
+        rows = bank.reserve(nodes.numel())
+        node_list = nodes.tolist()
+        lineage = parents if parents is not None else repeat(())
+        # One Mesa agent per network (Mesa registers agents one at a time; nothing else here
+        # loops over particles).
         agents = [
-            Particle(self, bank, -1, birth=epoch, parents=p, node=n)
-            for p, n in zip(parents, nodes.tolist(), strict=True)
+            Particle(self, bank, row, birth=epoch, parents=p, node=n)
+            for row, p, n in zip(rows.tolist(), lineage, node_list, strict=False)
         ]
-        uids = [agent.unique_id for agent in agents]
-        rows = bank.allocate(weights, uids)
-        for agent, row in zip(agents, rows.tolist(), strict=True):
-            agent.row = row
-            self.particles[agent.unique_id] = agent
+        uids = torch.tensor(list(map(_UNIQUE_ID, agents)), dtype=torch.long)
+        self.particles.update(zip(uids.tolist(), agents, strict=True))
+        bank.allocate(weights, uids, rows=rows)
         self.node_bank[nodes] = self.bank_list.index(bank)
         self.node_row[nodes] = rows.cpu()
-        self.node_uid[nodes] = torch.tensor(uids, dtype=torch.long)
+        self.node_uid[nodes] = uids
         self.node_birth[nodes] = epoch
         self.node_status[nodes] = -1
         self.node_error[nodes] = math.nan
         self.invalidate_occupancy()
         name = self.architecture_names[architecture]
-        return [
-            Event(epoch, EventKind.BIRTH, None, None, uid, {"architecture": name, "node": node})
-            for uid, node in zip(uids, nodes.tolist(), strict=True)
-        ]
+        return EventBatch(
+            epoch,
+            EventKind.BIRTH,
+            children=uids,
+            data={"architecture": name},
+            columns={"node": nodes},
+        )
 
-    def kill(self, nodes: Tensor) -> list[Event]:
-        """Remove the particles on ``nodes`` from the soup; returns DEATH events."""
+    def kill(self, nodes: Tensor) -> EventBatch:
+        """Remove the particles on ``nodes`` from the soup; returns their DEATH events."""
         nodes = torch.as_tensor(nodes, dtype=torch.long).flatten()
         if torch.unique(nodes).numel() != nodes.numel():
             raise ValueError(f"nodes {nodes.tolist()} name a node twice")
-        epoch = self.epoch
-        events = []
+        uids = self.node_uid[nodes]
         self._record_death_classes(nodes)
         for bank, _, rows in self.groups(nodes):
             bank.release(rows)
-        for node in nodes.tolist():
-            agent = self.particles.pop(int(self.node_uid[node]))
-            agent.remove()
-            events.append(Event(epoch, EventKind.DEATH, None, agent.unique_id))
+        # Mesa deregisters agents one at a time.
+        deque(map(_REMOVE, map(self.particles.pop, uids.tolist())), maxlen=0)
         self.node_bank[nodes] = -1
         self.node_row[nodes] = -1
         self.node_uid[nodes] = -1
@@ -468,7 +475,7 @@ class Soup(mesa.Model):
         self.node_status[nodes] = -1
         self.node_error[nodes] = math.nan
         self.invalidate_occupancy()
-        return events
+        return EventBatch(self.epoch, EventKind.DEATH, targets=uids)
 
     def _record_death_classes(self, nodes: Tensor) -> None:
         """Classify the particles on ``nodes`` as they are now and record it: class at death.
@@ -497,9 +504,10 @@ class Soup(mesa.Model):
         architecture: Architecture,
         weights: Tensor,
         parents: Sequence[Sequence[int]] | None = None,
-    ) -> tuple[list[Event], Tensor]:
+    ) -> tuple[EventBatches, Tensor]:
         """Kill the particles on ``nodes`` and put new ones there; returns (events, new uids)."""
-        events = self.kill(nodes) + self.spawn(architecture, weights, nodes, parents)
+        nodes = torch.as_tensor(nodes, dtype=torch.long).flatten()
+        events = EventBatches([self.kill(nodes), self.spawn(architecture, weights, nodes, parents)])
         return events, self.node_uid[nodes].clone()
 
     # ----------------------------------------------------------------------------------------
@@ -600,7 +608,7 @@ class Soup(mesa.Model):
             self._epoch()
 
     def _epoch(self) -> None:
-        chunks: list[list[Event] | EventBatch] = []
+        chunks: list[list[Event] | EventBatch | EventBatches] = []
         if self.schedule == "synchronous":
             for rule in self.rules:
                 chunks.append(self._run_rule(rule, None))
@@ -616,15 +624,17 @@ class Soup(mesa.Model):
         self._observe()
         self._check_end()
 
-    def _run_rule(self, rule: Interaction, participants: Tensor | None) -> list[Event] | EventBatch:
+    def _run_rule(
+        self, rule: Interaction, participants: Tensor | None
+    ) -> list[Event] | EventBatch | EventBatches:
         # Synchronous rules are called as rule(soup), the documented signature (DESIGN.md).
         events = rule(self) if participants is None else rule(self, participants)
-        if isinstance(events, EventBatch):
+        if isinstance(events, EventBatch | EventBatches):
             return events
         if not isinstance(events, list):
             raise TypeError(
                 f"rule {rule!r} returned {type(events).__name__}; an Interaction must return "
-                "a list of interactions.Event (or an interactions.EventBatch)"
+                "a list of interactions.Event (or an interactions.EventBatch / EventBatches)"
             )
         for event in events:
             if not isinstance(event, Event):
@@ -643,8 +653,12 @@ class Soup(mesa.Model):
         """Number of events of each kind in the last epoch (without expanding event batches)."""
         counts = dict.fromkeys(self.event_kinds, 0)
         for chunk in self._last_chunks:
-            if isinstance(chunk, EventBatch):
-                counts[chunk.kind] = counts.get(chunk.kind, 0) + len(chunk)
+            batches = [chunk] if isinstance(chunk, EventBatch) else None
+            if isinstance(chunk, EventBatches):
+                batches = chunk.batches
+            if batches is not None:
+                for batch in batches:
+                    counts[batch.kind] = counts.get(batch.kind, 0) + len(batch)
             else:
                 for event in chunk:
                     counts[event.kind] = counts.get(event.kind, 0) + 1

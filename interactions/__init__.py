@@ -27,6 +27,7 @@ from interactions.events import (
     VERTICAL,
     Event,
     EventBatch,
+    EventBatches,
     EventKind,
     register_event_kind,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "Attack",
     "Event",
     "EventBatch",
+    "EventBatches",
     "EventKind",
     "Interaction",
     "Learn",

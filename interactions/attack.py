@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from interactions.base import PairwiseInteraction, Soup, one_per_target
@@ -53,9 +54,8 @@ class Attack(PairwiseInteraction):
             results.append((victim_bank, victim_rows, new))
         for victim_bank, victim_rows, new in results:
             victim_bank.write(victim_rows, new)
-        flags: list[bool | None] = [None] * actors.numel()
-        for position in overwritten.tolist():
-            flags[position] = True
+        flags = np.full(actors.numel(), None, dtype=object)  # None: no "overwritten" item
+        flags[overwritten.numpy()] = True
         return EventBatch(
             soup.epoch,
             EventKind.ATTACK,

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal, Protocol, get_args
 
 import torch
 
-from interactions.events import Event, EventBatch, register_event_kind
+from interactions.events import Event, EventBatch, EventBatches, register_event_kind
 from particles.architectures import Architecture
 from particles.bank import WeightBank
 from particles.presets import Preset
@@ -71,15 +71,15 @@ class Soup(Protocol):
         weights: Tensor,
         nodes: Tensor,
         parents: Sequence[Sequence[int]] | None = ...,
-    ) -> list[Event]: ...
-    def kill(self, nodes: Tensor) -> list[Event]: ...
+    ) -> EventBatch: ...
+    def kill(self, nodes: Tensor) -> EventBatch: ...
     def replace(
         self,
         nodes: Tensor,
         architecture: Architecture,
         weights: Tensor,
         parents: Sequence[Sequence[int]] | None = ...,
-    ) -> tuple[list[Event], Tensor]: ...
+    ) -> tuple[EventBatches, Tensor]: ...
 
 
 def training_settings(soup: Soup, lr: float | None, training_mode: str | None) -> tuple[float, str]:
@@ -141,10 +141,10 @@ class Interaction(ABC):
     """A rule run once per epoch on a soup.
 
     Subclasses implement ``__call__(soup)`` and return a list of ``Event`` (or an
-    ``EventBatch``). Under ``schedule="sequential"`` the soup calls ``rule(soup, participants)``
-    with one particle (a topology node tensor) at a time, so a rule that supports that schedule
-    takes an optional second argument; under the synchronous schedule it is called as
-    ``rule(soup)``.
+    ``EventBatch``, or ``EventBatches`` for events of several kinds). Under
+    ``schedule="sequential"`` the soup calls ``rule(soup, participants)`` with one particle (a
+    topology node tensor) at a time, so a rule that supports that schedule takes an optional
+    second argument; under the synchronous schedule it is called as ``rule(soup)``.
 
     Class attributes:
         name: the rule's name in configurations (``type = "mutate"``); a class that sets it is
@@ -167,7 +167,9 @@ class Interaction(ABC):
             register_rule(cls)
 
     @abstractmethod
-    def __call__(self, soup: Soup, participants: Tensor | None = None) -> list[Event] | EventBatch:
+    def __call__(
+        self, soup: Soup, participants: Tensor | None = None
+    ) -> list[Event] | EventBatch | EventBatches:
         """Act on the soup and return what happened."""
 
     def check(self, soup: Soup) -> None:  # noqa: B027 - optional hook
@@ -197,7 +199,9 @@ class PairwiseInteraction(Interaction):
         self.pairing = pairing
         self.allow_self = bool(allow_self)
 
-    def __call__(self, soup: Soup, participants: Tensor | None = None) -> list[Event] | EventBatch:
+    def __call__(
+        self, soup: Soup, participants: Tensor | None = None
+    ) -> list[Event] | EventBatch | EventBatches:
         """Draw pairs through the soup's topology and act on them in one batch."""
         chance, pairing = self.chance, self.pairing
         if participants is not None and pairing == "single":
@@ -226,5 +230,7 @@ class PairwiseInteraction(Interaction):
         return actor
 
     @abstractmethod
-    def act(self, soup: Soup, actors: Tensor, partners: Tensor) -> list[Event] | EventBatch:
+    def act(
+        self, soup: Soup, actors: Tensor, partners: Tensor
+    ) -> list[Event] | EventBatch | EventBatches:
         """Act on the drawn pairs: actors [n], partners [n] are topology nodes."""

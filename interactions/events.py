@@ -7,9 +7,11 @@ epoch held as columns, whose ``Event`` objects are only built when someone reads
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence, Set
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, overload
+
+import numpy as np
 
 #: What an event passes on: "horizontal" (weights flow between living particles: attack,
 #: learn), "vertical" (a child is born of parents: clone, melt) or "none" (respawn, an in-place
@@ -206,20 +208,54 @@ def _event_kind(kind: EventKind | str) -> EventKind:
     return EventKind(kind)
 
 
-def _uid_column(name: str, values: Any, size: int | None) -> list[int | None] | None:
-    """A column of unique ids as a list (-1 in an integer tensor or array means None)."""
+def _size_of(name: str, values: Any) -> int:
+    """Length of an id or data column (tensor, array or sequence)."""
+    if hasattr(values, "numel"):
+        if values.dim() != 1:
+            raise ValueError(
+                f"EventBatch column {name} must be 1-D, got shape {tuple(values.shape)}"
+            )
+        return int(values.numel())
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise ValueError(f"EventBatch column {name} must be 1-D, got shape {values.shape}")
+        return len(values)
+    return len(values)
+
+
+def _copy(values: Any) -> Any:
+    """A private copy of a column (a tensor stays a tensor on its device: no host sync)."""
     if values is None:
         return None
+    if hasattr(values, "clone"):
+        return values.clone()
+    if isinstance(values, np.ndarray):
+        return values.copy()
+    return list(values)
+
+
+def _uid_list(values: Any) -> list[int | None]:
+    """A column of unique ids as a list (-1 in an integer tensor or array means None)."""
     if hasattr(values, "tolist"):
         negative = bool((values < 0).any())  # one vectorised test spares a Python loop
         values = values.tolist()
         if negative:
             values = [None if v < 0 else v for v in values]
-    else:
-        values = list(values)
-    if size is not None and len(values) != size:
-        raise ValueError(f"EventBatch column {name} has {len(values)} entries, expected {size}")
-    return values
+        return values
+    return list(values)
+
+
+def uid_array(values: Any, size: int) -> np.ndarray:
+    """A uid column as an int64 numpy array, -1 for None (None itself: -1 for every event)."""
+    if values is None:
+        return np.full(size, -1, dtype=np.int64)
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    try:
+        array = np.asarray(values, dtype=np.int64)
+    except TypeError:  # a list holding None
+        array = np.array([-1 if v is None else v for v in values], dtype=np.int64)
+    return array.reshape(-1)
 
 
 class EventBatch(Sequence[Event]):
@@ -228,7 +264,8 @@ class EventBatch(Sequence[Event]):
     Iterating or indexing gives ordinary ``Event`` objects (a fresh ``data`` dict each), so an
     EventBatch can stand wherever a sequence of events is read. The soup and the genealogy keep
     batches as they are and build the events only when they are read (``Genealogy.events``, the
-    genealogy graph, ``Soup.last_events``).
+    genealogy graph, ``Soup.last_events``); the columns are kept as given (tensors stay
+    tensors) until then.
 
     Args:
         epoch: the epoch of every event.
@@ -237,14 +274,15 @@ class EventBatch(Sequence[Event]):
             1-D integer tensor or array in which -1 means None; or None: None for every event.
             At least one of them must be given; they must have equal lengths.
         data: items every event carries (each event gets its own copy).
-        columns: per-event data items, ``{name: sequence [n]}``; an event carries ``name`` only
-            where its entry is not None (e.g. ``{"overwritten": [None, True, None]}``).
+        columns: per-event data items, ``{name: sequence [n]}`` (a list, a 1-D tensor or
+            array); an event carries ``name`` only where its entry is not None (e.g.
+            ``{"overwritten": [None, True, None]}``).
 
     Raises:
         ValueError: for an unknown kind, no id column, or columns of different lengths.
     """
 
-    __slots__ = ("epoch", "kind", "_actors", "_targets", "_children", "_data", "_columns", "_size")
+    __slots__ = ("epoch", "kind", "_ids", "_lists", "_data", "_columns", "_size")
 
     def __init__(
         self,
@@ -258,43 +296,59 @@ class EventBatch(Sequence[Event]):
     ) -> None:
         self.epoch = int(epoch)
         self.kind = _event_kind(kind)
+        self._ids = {
+            "actors": _copy(actors),
+            "targets": _copy(targets),
+            "children": _copy(children),
+        }
         size = None
-        self._actors = _uid_column("actors", actors, size)
-        size = len(self._actors) if self._actors is not None else size
-        self._targets = _uid_column("targets", targets, size)
-        size = len(self._targets) if self._targets is not None else size
-        self._children = _uid_column("children", children, size)
-        size = len(self._children) if self._children is not None else size
+        for name, values in self._ids.items():
+            if values is None:
+                continue
+            length = _size_of(name, values)
+            if size is not None and length != size:
+                raise ValueError(f"EventBatch column {name} has {length} entries, expected {size}")
+            size = length
         if size is None:
             raise ValueError("EventBatch needs at least one of actors, targets, children")
         self._size = size
         self._data = dict(data) if data else {}
-        self._columns = {}
-        for name, values in (columns or {}).items():
-            values = values.tolist() if hasattr(values, "tolist") else list(values)
-            if len(values) != size:
+        self._columns = {name: _copy(values) for name, values in (columns or {}).items()}
+        for name, values in self._columns.items():
+            if _size_of(name, values) != size:
                 raise ValueError(
-                    f"EventBatch column {name!r} has {len(values)} entries, expected {size}"
+                    f"EventBatch column {name!r} has {_size_of(name, values)} entries, "
+                    f"expected {size}"
                 )
-            self._columns[name] = values
+        self._lists: dict[str, list | None] = {}
 
     def __len__(self) -> int:
         return self._size
 
+    def _list(self, name: str) -> list | None:
+        if name not in self._lists:
+            values = self._ids[name]
+            self._lists[name] = None if values is None else _uid_list(values)
+        return self._lists[name]
+
     @property
     def actors(self) -> list[int | None] | None:
         """Actor unique ids, one per event (None: no actor for every event). Do not modify."""
-        return self._actors
+        return self._list("actors")
 
     @property
     def targets(self) -> list[int | None] | None:
         """Target unique ids, one per event (None: no target for every event). Do not modify."""
-        return self._targets
+        return self._list("targets")
 
     @property
     def children(self) -> list[int | None] | None:
         """Child unique ids, one per event (None: no child for every event). Do not modify."""
-        return self._children
+        return self._list("children")
+
+    def id_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(actors, targets, children) as int64 arrays [n], -1 for none (no per-event loop)."""
+        return tuple(uid_array(self._ids[n], self._size) for n in ("actors", "targets", "children"))
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -304,19 +358,29 @@ class EventBatch(Sequence[Event]):
     @property
     def columns(self) -> Mapping[str, list[Any]]:
         """Per-event items ``{name: [value or None] * n}``. Do not modify."""
+        if "columns" not in self._lists:
+            self._lists["columns"] = {  # type: ignore[assignment]
+                name: values.tolist() if hasattr(values, "tolist") else list(values)
+                for name, values in self._columns.items()
+            }
+        return self._lists["columns"]  # type: ignore[return-value]
+
+    def raw_columns(self) -> Mapping[str, Any]:
+        """Per-event items as given (tensors, arrays or lists; None marks "no item")."""
         return self._columns
 
     def _event(self, i: int) -> Event:
         data = dict(self._data)
-        for name, values in self._columns.items():
+        for name, values in self.columns.items():
             if values[i] is not None:
                 data[name] = values[i]
+        actors, targets, children = self.actors, self.targets, self.children
         return Event(
             self.epoch,
             self.kind,
-            None if self._actors is None else self._actors[i],
-            None if self._targets is None else self._targets[i],
-            None if self._children is None else self._children[i],
+            None if actors is None else actors[i],
+            None if targets is None else targets[i],
+            None if children is None else children[i],
             data,
         )
 
@@ -336,6 +400,71 @@ class EventBatch(Sequence[Event]):
 
     def __repr__(self) -> str:
         return f"EventBatch(epoch={self.epoch}, kind={self.kind.value}, {self._size} events)"
+
+
+class EventBatches(Sequence[Event]):
+    """The events of one rule call held as several ``EventBatch`` (e.g. Respawn's deaths, births
+    and respawns), in order: the genealogy records them as one step, like a list of events.
+
+    Args:
+        batches: EventBatch or EventBatches objects (nested ones are flattened; empty ones
+            are dropped).
+    """
+
+    __slots__ = ("batches", "_size")
+
+    def __init__(self, batches: Iterable[EventBatch | EventBatches] = ()) -> None:
+        flat: list[EventBatch] = []
+        for batch in batches:
+            if isinstance(batch, EventBatches):
+                flat += batch.batches
+            elif isinstance(batch, EventBatch):
+                if len(batch):
+                    flat.append(batch)
+            else:
+                raise TypeError(
+                    f"EventBatches holds EventBatch objects, got {type(batch).__name__}"
+                )
+        self.batches: list[EventBatch] = flat
+        self._size = sum(len(batch) for batch in flat)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[Event]:
+        for batch in self.batches:
+            yield from batch
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Event]: ...
+    def __getitem__(self, index: int | slice) -> Event | list[Event]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        if not -self._size <= index < self._size:
+            raise IndexError(f"EventBatches index {index} out of range for {self._size} events")
+        index %= self._size
+        for batch in self.batches:
+            if index < len(batch):
+                return batch[index]
+            index -= len(batch)
+        raise AssertionError("unreachable")
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same events (a list of ``Event`` too)."""
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: EventBatch | EventBatches) -> EventBatches:
+        return EventBatches([self, other])
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(f"{len(b)} {b.kind.value}" for b in self.batches)
+        return f"EventBatches({kinds})"
 
 
 def inheritance_of(kind: EventKind | str) -> str | None:

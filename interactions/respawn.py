@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from interactions.base import Interaction, Soup
-from interactions.events import Event, EventKind
+from interactions.events import EventBatch, EventBatches, EventKind
 
 
 class Respawn(Interaction):
@@ -30,26 +30,31 @@ class Respawn(Interaction):
         self.eps = eps
         self.last_divergent = 0  # divergent particles replaced by the latest call (for a census)
 
-    def __call__(self, soup: Soup, participants: torch.Tensor | None = None) -> list[Event]:
+    def __call__(self, soup: Soup, participants: torch.Tensor | None = None) -> EventBatches:
         """Find the particles to replace and respawn them, one batch per architecture."""
         nodes = soup.occupied_nodes() if participants is None else participants
         eps = self.eps if self.eps is not None else soup.eps
-        events: list[Event] = []
+        batches = []
         self.last_divergent = 0
         for bank, positions, rows in soup.groups(nodes):
-            weights = bank.read(rows)
-            doomed = torch.zeros(rows.numel(), dtype=torch.bool, device=weights.device)
-            if self.divergent:
-                diverged = bank.divergent[rows] | ~torch.isfinite(weights).all(dim=1)
-                doomed |= diverged
+            # The whole bank is read in place (nothing is written here).
+            weights = bank.weights if rows is bank.every_row() else bank.read(rows)
+            divergent = bank.divergent if rows is bank.every_row() else bank.divergent[rows]
+            # max |w_i| per particle: NaN or inf exactly when a weight is not finite.
+            size = weights.abs().amax(dim=1)
+            # 2: diverged, 1: zero, 0: kept; one transfer to the host, where nodes live.
+            fate = torch.zeros(rows.numel(), dtype=torch.int8, device=weights.device)
             if self.zero:
-                doomed |= weights.abs().amax(dim=1) <= eps
+                fate[size <= eps] = 1
+            if self.divergent:
+                fate[divergent | ~torch.isfinite(size)] = 2
+            fate = fate.cpu()
+            doomed = fate > 0
             if not bool(doomed.any()):
                 continue
-            if self.divergent:
-                self.last_divergent += int(diverged.sum())
-            targets = nodes[positions[doomed.cpu()]]
-            old = soup.uids_at(targets).tolist()
+            self.last_divergent += int((fate == 2).sum())
+            targets = nodes[positions[doomed]]
+            old = soup.uids_at(targets)
             fresh = bank.architecture.init(
                 targets.numel(),
                 generator=soup.weight_generator,
@@ -57,9 +62,5 @@ class Respawn(Interaction):
                 dtype=bank.dtype,
             )
             replaced, new = soup.replace(targets, bank.architecture, fresh)
-            events += replaced
-            events += [
-                Event(soup.epoch, EventKind.RESPAWN, None, o, n)
-                for o, n in zip(old, new.tolist(), strict=True)
-            ]
-        return events
+            batches += [replaced, EventBatch(soup.epoch, EventKind.RESPAWN, None, old, new)]
+        return EventBatches(batches)

@@ -39,7 +39,9 @@ class WeightBank:
         self.weights = torch.zeros(capacity, architecture.num_weights, device=device, dtype=dtype)
         self.divergent = torch.zeros(capacity, dtype=torch.bool, device=self.weights.device)
         self.uids = torch.full((capacity,), -1, dtype=torch.long, device=self.weights.device)
-        self._free = list(range(capacity - 1, -1, -1))
+        # Free rows as a stack (CPU int64): the next row handed out is _free[_free_count - 1].
+        self._free = torch.arange(capacity - 1, -1, -1)
+        self._free_count = capacity
         self._every_row: Tensor | None = None
 
     @property
@@ -55,7 +57,7 @@ class WeightBank:
         return self.weights.shape[0]
 
     def __len__(self) -> int:
-        return self.capacity - len(self._free)
+        return self.capacity - self._free_count
 
     def rows_in_use(self) -> Tensor:
         """Indices of the rows that belong to a particle, ascending: int64 [n]."""
@@ -81,23 +83,39 @@ class WeightBank:
         )
         self.divergent = torch.cat([self.divergent, self.divergent.new_zeros(extra)])
         self.uids = torch.cat([self.uids, self.uids.new_full((extra,), -1)])
-        self._free = list(range(new - 1, old - 1, -1)) + self._free
+        free = torch.cat([torch.arange(new - 1, old - 1, -1), self.free_rows()])
+        self._free = torch.cat([free, free.new_empty(new - len(free))])  # room for every row
+        self._free_count = len(free)
         self._every_row = None
 
-    def allocate(self, weights: Tensor, uids: Tensor | list[int]) -> Tensor:
-        """Give new particles rows holding ``weights`` [n, r]; returns their rows, int64 [n]."""
+    def free_rows(self) -> Tensor:
+        """The free rows, the next one handed out last: int64 [capacity - len(self)] (CPU)."""
+        return self._free[: self._free_count]
+
+    def reserve(self, n: int) -> Tensor:
+        """Take ``n`` free rows (growing the bank if needed) for :meth:`allocate`: int64 [n]."""
+        if n > self._free_count:
+            self._grow(n - self._free_count)
+        top = self._free_count
+        self._free_count -= n
+        return self._free[top - n : top].flip(0).to(self.device)
+
+    def allocate(
+        self, weights: Tensor, uids: Tensor | list[int], *, rows: Tensor | None = None
+    ) -> Tensor:
+        """Give new particles rows holding ``weights`` [n, r]; returns their rows, int64 [n].
+
+        ``rows``: rows taken beforehand with :meth:`reserve` (default: taken here).
+        """
         check_weights("weights", weights, self.architecture.num_weights)
-        uids = torch.as_tensor(uids, dtype=torch.long, device=self.device).flatten()
+        uids = torch.as_tensor(uids, dtype=torch.long).flatten()  # checked where given
         if uids.numel() != weights.shape[0]:
             raise ValueError(f"got {uids.numel()} uids for {weights.shape[0]} weight rows")
         if bool((uids < 0).any()):
             raise ValueError(f"uids {uids[uids < 0].tolist()} are not allowed; a uid must be >= 0")
-        n = weights.shape[0]
-        if n > len(self._free):
-            self._grow(n - len(self._free))
-        rows = torch.tensor(
-            [self._free.pop() for _ in range(n)], dtype=torch.long, device=self.device
-        )
+        uids = uids.to(self.device)
+        if rows is None:
+            rows = self.reserve(weights.shape[0])
         self.uids[rows] = uids
         self.divergent[rows] = False
         self.write(rows, weights)
@@ -105,17 +123,23 @@ class WeightBank:
 
     def release(self, rows: Tensor) -> None:
         """Return rows of particles that died; their contents are cleared."""
-        rows = torch.as_tensor(rows, dtype=torch.long, device=self.device).flatten()
+        rows = torch.as_tensor(rows, dtype=torch.long).flatten()  # checked where given
         if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= self.capacity):
             raise ValueError(f"rows {rows.tolist()} are not all in [0, {self.capacity})")
         if rows.unique().numel() != rows.numel():
             raise ValueError(f"rows {rows.tolist()} name a row more than once")
+        free = rows.cpu()
+        rows = rows.to(self.device)
         if rows.numel() and bool((self.uids[rows] < 0).any()):
             raise ValueError(f"rows {rows[self.uids[rows] < 0].tolist()} are not in use")
         self.uids[rows] = -1
         self.divergent[rows] = False
         self.weights[rows] = 0
-        self._free.extend(rows.tolist())
+        n = rows.numel()
+        if self._free_count + n > len(self._free):
+            self._free = torch.cat([self.free_rows(), self._free.new_empty(n)])
+        self._free[self._free_count : self._free_count + n] = free
+        self._free_count += n
 
     def read(self, rows: Tensor) -> Tensor:
         """A copy of the weights of ``rows``: [n, r]."""
@@ -150,7 +174,7 @@ class WeightBank:
             "weights": self.weights,
             "divergent": self.divergent,
             "uids": self.uids,
-            "free": torch.tensor(self._free, dtype=torch.long),
+            "free": self.free_rows().clone(),
         }
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
@@ -159,5 +183,6 @@ class WeightBank:
         self.weights = state["weights"].to(device=self.device, dtype=self.dtype).clone()
         self.divergent = state["divergent"].to(self.device).clone()
         self.uids = state["uids"].to(self.device).clone()
-        self._free = state["free"].tolist()
+        self._free = state["free"].to(device="cpu", dtype=torch.long).clone()
+        self._free_count = len(self._free)
         self._every_row = None
