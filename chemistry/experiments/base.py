@@ -1,6 +1,7 @@
 """The frame every paper experiment runs in: options, scale, seeds, results, claims, report.
 
-An experiment is a function ``run(context, *, option=default, ...) -> Outcome``. Its keyword-only
+An experiment is a function ``run(context, *, option=default, ...) -> Outcome`` (a batched one
+takes a list of contexts, one per seed, and returns one Outcome each). Its keyword-only
 parameters *are* its options: name, type (annotation) and default are declared once there, and
 ``--set NAME=VALUE`` accepts exactly those (anything else is an error with a suggestion). A
 default that depends on the scale is written ``Scaled(paper, quick)``. Options shared by several
@@ -310,6 +311,9 @@ class Experiment:
         paper_seeds: default number of seeds at paper scale.
         cost: CPU seconds per seed at paper scale (measured; only orders the process pool,
             largest first).
+        batched: ``run`` takes a list of contexts (one per seed) and returns one Outcome per
+            context, running the seeds together as rows of one batch; each seed's numbers
+            equal its run alone (``run([context])``), up to rounding.
     """
 
     key: str
@@ -320,6 +324,23 @@ class Experiment:
     setting: str = ""
     paper_seeds: int = PAPER_SEEDS
     cost: float = 1.0
+    batched: bool = False
+
+    def outcomes(self, contexts: list[Context], options: dict[str, Any]) -> list[Outcome]:
+        """Run with resolved ``options`` for each context (together when ``batched``): one
+        Outcome each. The fields of each option bundle are gathered into one instance."""
+        arguments: dict[str, Any] = {}
+        bundles: dict[str, dict[str, Any]] = {}
+        for name, option in self.options.items():
+            if option.bundle is None:
+                arguments[name] = options[name]
+            else:
+                bundles.setdefault(option.group, {})[name] = options[name]
+        for group, fields in bundles.items():
+            arguments[group] = self.options[next(iter(fields))].bundle(**fields)
+        if self.batched:
+            return list(self.run(contexts, **arguments))
+        return [self.run(context, **arguments) for context in contexts]
 
     @property
     def options(self) -> dict[str, Option]:
@@ -347,17 +368,8 @@ class Experiment:
         return resolved
 
     def call(self, context: Context, options: dict[str, Any]) -> Outcome:
-        """Run with resolved ``options``, the fields of each bundle gathered into one instance."""
-        arguments: dict[str, Any] = {}
-        bundles: dict[str, dict[str, Any]] = {}
-        for name, option in self.options.items():
-            if option.bundle is None:
-                arguments[name] = options[name]
-            else:
-                bundles.setdefault(option.group, {})[name] = options[name]
-        for group, fields in bundles.items():
-            arguments[group] = self.options[next(iter(fields))].bundle(**fields)
-        return self.run(context, **arguments)
+        """Run for one seed's ``context`` with resolved ``options``."""
+        return self.outcomes([context], options)[0]
 
 
 def write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> Path:

@@ -1,6 +1,7 @@
 """``chemistry reproduce EXPERIMENT``: run paper experiments; write results, figures, REPORT.md.
 
-Every (experiment, seed) pair is one task. With more than one worker the tasks run in a process
+Every (experiment, seed) pair is one task (a batched experiment's seeds are one task, run as rows
+of one batch). With more than one worker the tasks run in a process
 pool (the sweep runner's worker start method, ``chemistry.sweep``), slowest experiments first;
 every task is seeded by its own seed, so the worker count never changes a number. Each task's
 CPU and wall seconds go into its experiment's REPORT section, and a closing "Timing" section
@@ -38,9 +39,6 @@ REPORT_TITLE = (
     "# Reproduction report: Self-Replication in Neural Networks (Gabor, Illium et al. 2022) "
     "and Neural Network Quine (Chang & Lipson 2018)\n"
 )
-# ``all``: the experiments of Gabor, Illium et al.; the quine experiments (another paper, and
-# minutes per seed at the Quine paper's epoch budgets) run by name.
-QUINES = ("quine", "quine-aux")
 CLAIMS_HEADER = (
     "| experiment | claim | paper | setting | seeds | measured (mean ± sd) | threshold | holds in "
     "| verdict |"
@@ -96,33 +94,44 @@ def claims_table(report: str) -> str:
 
 @dataclass
 class TaskResult:
-    """What one (experiment, seed) task returns: its outcome and its CPU and wall seconds."""
+    """One seed's outcome and its CPU and wall seconds (a batched task's seeds share its time
+    equally)."""
 
     outcome: Outcome
     cpu: float
     wall: float
 
 
-def _run_task(task: dict[str, Any]) -> TaskResult:
-    """Run one experiment for one seed (in this process or a pool worker).
+def _run_task(task: dict[str, Any]) -> list[tuple[int, TaskResult]]:
+    """Run one experiment for its seeds (in this process or a pool worker): (seed, result) each.
 
-    The CPU time covers this process only: with one worker, the sweeps of fig13 and
-    learn-soup run in a pool of their own whose time it does not include.
+    A batched experiment runs its seeds as one call. The CPU time covers this process only:
+    with one worker, the sweeps of fig13 and learn-soup run in a pool of their own whose time it
+    does not include.
     """
     experiment = EXPERIMENTS[task["name"]]
-    context = Context(
-        task["scale"],
-        task["seed"],
-        task["folder"],
-        task["device"],
-        task["options"],
-        task["workers"],
-    )
-    context.out.mkdir(parents=True, exist_ok=True)
+    contexts = [
+        Context(
+            task["scale"],
+            seed,
+            seed_folder(task["out"], seed, task["first_seed"]),
+            task["device"],
+            task["options"],
+            task["workers"],
+        )
+        for seed in task["seeds"]
+    ]
+    for context in contexts:
+        context.out.mkdir(parents=True, exist_ok=True)
     started, wall = time.process_time(), time.perf_counter()  # CPU s: meaningful when busy
     with torch_threads(task["threads"]):
-        outcome = experiment.call(context, task["options"])
-    return TaskResult(outcome, time.process_time() - started, time.perf_counter() - wall)
+        outcomes = experiment.outcomes(contexts, task["options"])
+    cpu = (time.process_time() - started) / len(contexts)
+    wall = (time.perf_counter() - wall) / len(contexts)
+    return [
+        (c.seed, TaskResult(outcome, cpu, wall))
+        for c, outcome in zip(contexts, outcomes, strict=True)
+    ]
 
 
 def _pool_context():
@@ -185,7 +194,7 @@ def resolve_names(names: list[str]) -> list[str]:
     expanded: list[str] = []
     for name in names:
         if name == "all":
-            expanded += [n for n in EXPERIMENTS if n not in QUINES]
+            expanded += list(EXPERIMENTS)
         elif name in EXPERIMENTS:
             expanded.append(name)
         else:
@@ -209,7 +218,7 @@ def reproduce(
     threads: int = DEFAULT_THREADS,
     stream=sys.stdout,
 ) -> Path:
-    """Run the named experiments ("all": every experiment of the paper) and return the report.
+    """Run the named experiments ("all": every experiment, the quines too) and return the report.
 
     Args:
         seeds: seeds per experiment; None: the experiment's default at paper scale (10, quines
@@ -238,13 +247,15 @@ def reproduce(
     for name in names:
         experiment = EXPERIMENTS[name]
         count = seeds if seeds is not None else (experiment.paper_seeds if scale == "paper" else 1)
-        for seed in range(first_seed, first_seed + count):
+        seeds_of = list(range(first_seed, first_seed + count))
+        for group in [seeds_of] if experiment.batched else [[seed] for seed in seeds_of]:
             tasks.append(
                 {
                     "name": name,
                     "scale": scale,
-                    "seed": seed,
-                    "folder": seed_folder(out / name, seed, first_seed),
+                    "seeds": group,
+                    "out": out / name,
+                    "first_seed": first_seed,
                     "device": device,
                     "options": resolved[name],
                     "threads": threads,
@@ -255,9 +266,10 @@ def reproduce(
     remaining = {name: sum(t["name"] == name for t in tasks) for name in names}
     timings: dict[str, tuple[str, int, float, float]] = {}
 
-    def finished(task: dict[str, Any], result: TaskResult) -> None:
+    def finished(task: dict[str, Any], per_seed: list[tuple[int, TaskResult]]) -> None:
         name = task["name"]
-        results[(name, task["seed"])] = result
+        for seed, result in per_seed:
+            results[(name, seed)] = result
         remaining[name] -= 1
         if remaining[name]:
             return
@@ -286,7 +298,7 @@ def reproduce(
         for task in tasks:
             finished(task, _run_task(task))
     else:
-        order = sorted(tasks, key=lambda t: -EXPERIMENTS[t["name"]].cost)
+        order = sorted(tasks, key=lambda t: -EXPERIMENTS[t["name"]].cost * len(t["seeds"]))
         with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
             futures = [(task, pool.submit(_run_task, task)) for task in order]
             for task, future in futures:
@@ -312,7 +324,7 @@ def add_reproduce_parser(
     parser.add_argument(
         "experiments",
         nargs="+",
-        help=f"all (every experiment of the paper; not the quines), or any of: "
+        help=f"all (every experiment of both papers, the quines included), or any of: "
         f"{', '.join(EXPERIMENTS)}",
     )
     parser.add_argument("--scale", choices=SCALES, default="paper")
