@@ -127,7 +127,7 @@ def _curves_figure(curves: dict[str, tuple[list, list, list]], path: Path, *, ti
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
     right.text(0.01, 0.02, "ρ = 1: output 0 everywhere", transform=right.transAxes, fontsize=7)
-    left.legend(fontsize=7)
+    left.legend(loc="best", fontsize=7)
     figure.suptitle(title)
     return save_figure(figure, path)
 
@@ -374,7 +374,7 @@ def _accuracy_figure(points, baseline: float, path: Path, *, title: str) -> Path
     axes.set_xlabel("ρ = L_SR / Σθ² (lower: better replication)")
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(title)
-    axes.legend(fontsize=8)
+    axes.legend(loc="best", fontsize=8)
     axes.grid(alpha=0.3)
     return save_figure(figure, path)
 
