@@ -8,7 +8,7 @@ FIND_PYTHON = for p in $(PYTHON_CANDIDATES); do \
 	  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; \
 	done
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench readme-table clean
 
 $(STAMP): pyproject.toml
 	@python=$$($(FIND_PYTHON)); \
@@ -34,6 +34,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/self_train.py
+
+# Rewrite README.md's claims table from a `chemistry reproduce` run (RUN: its --out folder).
+RUN ?= reproduction
+readme-table: $(STAMP)
+	$(VENV)/bin/python -m chemistry.experiments.readme_table $(RUN)/CLAIMS.md
 
 clean:
 	rm -rf $(VENV) runs

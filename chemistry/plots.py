@@ -115,7 +115,9 @@ def plot_counts(
     axes.set_ylabel("particles")
     axes.set_title(title)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
+    # loc="best" given explicitly: matplotlib warns only for the implicit default, and only when
+    # placing it took over a second (a loaded machine turned that into a failed test)
+    axes.legend(loc="best", fontsize=8)
     return save_figure(figure, path)
 
 

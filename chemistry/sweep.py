@@ -962,7 +962,7 @@ def plot_summary(
     )
     axes.grid(alpha=0.3)
     if any(group for group in samples):
-        axes.legend(fontsize=8)
+        axes.legend(loc="best", fontsize=8)
     return save_figure(figure, path)
 
 

@@ -23,7 +23,7 @@ a network that outputs 0 everywhere has ρ = 1, ρ ≥ 1 means no replication, �
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import torch
@@ -53,6 +53,10 @@ class Quine:
         selu_output: apply SELU to the weight prediction too.
         init_scheme: "torch" (U[±1/√fan_in], default) or "he" (N(0, 2/fan_in), the Quine paper).
         projection_seed: seed of the fixed projection; same seed, same Π on every device.
+        projection_seeds: one projection seed per row of the batch (row b uses the Π of
+            ``projection_seeds[b]``), so that quines of different seeds train as rows of one
+            batch; None: every row uses ``projection_seed``. With it set, every weight tensor
+            given to this quine must have ``len(projection_seeds)`` rows.
     """
 
     hidden: int = 100
@@ -63,6 +67,7 @@ class Quine:
     selu_output: bool = False
     init_scheme: str = "torch"
     projection_seed: int = 0
+    projection_seeds: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         check_count("hidden", self.hidden, 1)
@@ -71,6 +76,14 @@ class Quine:
         check_count("projection_seed", self.projection_seed, 0)
         check_choice("projection", self.projection, PROJECTIONS)
         check_choice("init_scheme", self.init_scheme, QUINE_INITS)
+        if self.projection_seeds is not None:
+            if not isinstance(self.projection_seeds, tuple) or not self.projection_seeds:
+                raise ValueError(
+                    f"projection_seeds={self.projection_seeds!r} is not allowed; give a "
+                    "non-empty tuple of seeds (one per row) or None"
+                )
+            for seed in self.projection_seeds:
+                check_count("projection_seeds[...]", seed, 0)
         if not isinstance(self.selu_output, bool):
             raise ValueError(
                 f"selu_output={self.selu_output!r} is not allowed; it must be True or False"
@@ -210,27 +223,66 @@ class Quine:
                 f"{int(coordinates.min())}..{int(coordinates.max())}"
             )
 
-    def _first_layer(self, w: Tensor, coordinates: Tensor, images: Tensor | None) -> Tensor:
-        pc, px = self.projections(w.device, w.dtype)
-        z = pc[coordinates]  # [k, hc] or [B, k, hc]
-        if self.auxiliary:
-            if images is None:
-                x = torch.zeros(
-                    (*coordinates.shape, self.hidden - self.coordinate_size),
-                    device=w.device,
-                    dtype=w.dtype,
+    def _row_projections(self, w: Tensor):
+        """(SELU(Π_cᵀ) flattened to [U·N_θ, h_c], Π_xᵀ, row offsets [B] or None).
+
+        Without ``projection_seeds``: U = 1, Π_xᵀ [d, h − h_c] and no offsets. With them: one
+        block of N_θ rows per distinct seed, Π_xᵀ [B, d, h − h_c] per row, and row b's offset of
+        its seed's block. The first layer's SELU is applied once here (SELU(Π_c e_c) is row c of
+        SELU(Π_cᵀ)), not per minibatch.
+        """
+        if self.projection_seeds is None:
+            return _activated_projections(self, w.device, w.dtype)
+        if w.shape[0] != len(self.projection_seeds):
+            raise ValueError(
+                f"w has {w.shape[0]} rows but projection_seeds gives {len(self.projection_seeds)}"
+                " (one projection seed per row)"
+            )
+        return _row_projections(self, w.device, w.dtype)
+
+    def image_features(self, w: Tensor, images: Tensor) -> Tensor:
+        """SELU(Π_x x) of every image [n, d] for the quines of ``w``: [n, h − h_c], or
+        [B, n, h − h_c] with ``projection_seeds`` (each row its own Π_x). Computed once per
+        training call, so that a minibatch gathers its images' features instead of projecting."""
+        if not self.auxiliary:
+            raise ValueError("image_features needs an auxiliary quine (inputs > 0, classes > 0)")
+        px = self._row_projections(w)[1]
+        return torch.selu(images.to(dtype=w.dtype) @ px)
+
+    def _first_layer(
+        self, w: Tensor, coordinates: Tensor, images: Tensor | None, features: Tensor | None = None
+    ) -> Tensor:
+        """h_1 = SELU(z) = (SELU(Π_c e_c), SELU(Π_x x)): [k, h] or [B, k, h].
+
+        ``features``: SELU(Π_x x) of the minibatch's images, precomputed (``image_features``).
+        """
+        pc, px, offsets = self._row_projections(w)
+        index = coordinates
+        if offsets is not None:
+            index = offsets.unsqueeze(1) + coordinates  # [B, k]
+        h = pc.index_select(0, index.flatten()).view(*index.shape, -1)
+        if not self.auxiliary:
+            return h
+        if features is not None:
+            x = features
+        elif images is None:
+            x = torch.zeros(
+                (*index.shape, self.hidden - self.coordinate_size), device=w.device, dtype=w.dtype
+            )
+        else:
+            expected = (*coordinates.shape, self.inputs)
+            if not isinstance(images, torch.Tensor) or tuple(images.shape) != expected:
+                shape = list(images.shape) if isinstance(images, torch.Tensor) else images
+                raise ValueError(
+                    f"images has shape {shape}; expected {list(expected)} (one flattened "
+                    "image per coordinate)"
                 )
-            else:
-                expected = (*coordinates.shape, self.inputs)
-                if not isinstance(images, torch.Tensor) or tuple(images.shape) != expected:
-                    shape = list(images.shape) if isinstance(images, torch.Tensor) else images
-                    raise ValueError(
-                        f"images has shape {shape}; expected {list(expected)} (one flattened "
-                        "image per coordinate)"
-                    )
-                x = images.to(dtype=w.dtype) @ px
-            z = torch.cat([z, x], dim=-1)
-        return torch.selu(z)
+            x = torch.selu(images.to(dtype=w.dtype) @ px)
+        if x.dim() < h.dim():
+            x = x.expand(*h.shape[:-1], -1)
+        elif h.dim() < x.dim():
+            h = h.expand(*x.shape[:-1], -1)
+        return torch.cat([h, x], dim=-1)
 
     def forward(
         self, w: Tensor, coordinates: Tensor, images: Tensor | None = None
@@ -253,15 +305,84 @@ class Quine:
         return self._forward(w, coordinates, images)
 
     def _forward(self, w: Tensor, coordinates: Tensor, images: Tensor | None):
+        layers = self._layers(w, coordinates, images)
+        out = layers["out"]
+        return (torch.selu(out) if self.selu_output else out), layers["logits"]
+
+    def _layers(
+        self, w: Tensor, coordinates: Tensor, images: Tensor | None, features: Tensor | None = None
+    ) -> dict:
+        """Every intermediate of the forward pass (``out`` before the optional output SELU)."""
         matrices = self.matrices(w)
-        h1 = self._first_layer(w, coordinates, images)  # [k, h] or [B, k, h]
+        h1 = self._first_layer(w, coordinates, images, features)  # [k, h] or [B, k, h]
         h2 = torch.selu(h1 @ matrices[0].transpose(1, 2))  # [B, k, h]
         h3 = torch.selu(h2 @ matrices[1].transpose(1, 2))
         out = (h3 @ matrices[2].transpose(1, 2)).squeeze(-1)  # [B, k]
-        if self.selu_output:
-            out = torch.selu(out)
         logits = h3 @ matrices[3].transpose(1, 2) if self.auxiliary else None
-        return out, logits
+        return {"h1": h1, "h2": h2, "h3": h3, "out": out, "logits": logits}
+
+    def loss_and_gradient(
+        self,
+        w: Tensor,
+        targets: Tensor,
+        coordinates: Tensor,
+        *,
+        replication: Tensor,
+        images: Tensor | None = None,
+        labels: Tensor | None = None,
+        lam: Tensor | None = None,
+        temperature: float = 1.0,
+        grad: Tensor | None = None,
+        gradient: bool = True,
+        features: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """A minibatch loss per quine and its gradient, by hand (no autograd): ([B], [B, N_θ]).
+
+        L_b = α_b Σ_j (f_θ(c_bj) − θ̄_{b,c_bj})² + λ_b Σ_j CE(logits_bj / τ, y_bj), the second term
+        for an auxiliary quine only. Backpropagation through the three SELU layers writes every
+        entry of ``grad`` (allocated when None), so a buffer is reused without zeroing; the
+        hand-written pass avoids autograd's full-size zero-filled gradients of each matrix slice.
+
+        Args:
+            w: weights θ [B, N_θ]; targets: θ̄ [B, N_θ].
+            coordinates: int64 [B, k] (one set per quine) or [k].
+            replication: α [B]; lam: λ [B] (auxiliary quine).
+            images, labels: [B, k, d] (or [k, d]) and [B, k] (or [k]) (auxiliary quine).
+            gradient: False computes the loss only (returns None for the gradient).
+            features: instead of ``images``, their precomputed ``image_features`` [B, k, ·].
+        """
+        batch = w.shape[0]
+        layers = self._layers(w, coordinates, images, features)
+        matrices = self.matrices(w)
+        out = layers["out"]
+        prediction = torch.selu(out) if self.selu_output else out
+        index = coordinates.expand(batch, -1) if coordinates.dim() == 1 else coordinates
+        error = prediction - targets.gather(1, index)  # [B, k]
+        loss = replication * error.square().sum(dim=1)
+        if not gradient:
+            if self.auxiliary:
+                loss = loss + lam * _cross_entropy(layers["logits"] / temperature, labels)[0].sum(1)
+            return loss, None
+        d_out = (2 * replication).unsqueeze(1) * error
+        if self.selu_output:
+            d_out = _selu_backward(d_out, prediction)
+        d_h3 = d_out.unsqueeze(2) * matrices[2]  # [B, k, h]
+        grad = torch.empty_like(w) if grad is None else grad
+        grads = self.matrices(grad)
+        grads[2].copy_(d_out.unsqueeze(1) @ layers["h3"])
+        if self.auxiliary:
+            cross, log_p, labels = _cross_entropy(layers["logits"] / temperature, labels)
+            loss = loss + lam * cross.sum(dim=1)
+            d_logits = log_p.exp()  # ∂CE/∂logit = softmax − one-hot
+            d_logits.scatter_add_(2, labels.unsqueeze(2), torch.full_like(cross.unsqueeze(2), -1.0))
+            d_logits *= (lam / temperature).view(batch, 1, 1)
+            grads[3].copy_(d_logits.transpose(1, 2) @ layers["h3"])
+            d_h3 = d_h3 + d_logits @ matrices[3]
+        d_a3 = _selu_backward(d_h3, layers["h3"])
+        grads[1].copy_(d_a3.transpose(1, 2) @ layers["h2"])
+        d_a2 = _selu_backward(d_a3 @ matrices[1], layers["h2"])
+        grads[0].copy_(d_a2.transpose(1, 2) @ layers["h1"])
+        return loss, grad
 
     def predict(
         self, w: Tensor, coordinates: Tensor | None = None, images: Tensor | None = None
@@ -373,6 +494,44 @@ class Quine:
             "zero": sum_sq <= ZERO_THRESHOLD * n,
             "finite": finite,
         }
+
+
+_SELU_SCALE = 1.0507009873554804934193349852946
+_SELU_ALPHA = 1.6732632423543772848170429916717
+
+
+def _selu_backward(grad: Tensor, selu_a: Tensor) -> Tensor:
+    """grad · SELU'(a) from SELU(a): λ for a > 0, SELU(a) + λα below (torch's λ, α).
+
+    torch's own SELU backward kernel (one vectorised pass; a ``where`` is ~10× slower here).
+    """
+    return torch.ops.aten.elu_backward(grad, _SELU_ALPHA, _SELU_SCALE, 1.0, True, selu_a)
+
+
+def _cross_entropy(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Cross-entropy per example [B, k], the log-softmax [B, k, C] and labels as [B, k]."""
+    batch = logits.shape[0]
+    labels = labels.expand(batch, -1) if labels.dim() == 1 else labels
+    log_p = torch.log_softmax(logits, dim=-1)
+    return -log_p.gather(2, labels.unsqueeze(2)).squeeze(2), log_p, labels
+
+
+@cache
+def _activated_projections(quine: Quine, device: torch.device, dtype: torch.dtype):
+    coordinate, image = quine.projections(device, dtype)
+    return torch.selu(coordinate), image, None
+
+
+@cache
+def _row_projections(quine: Quine, device: torch.device, dtype: torch.dtype):
+    seeds = sorted(set(quine.projection_seeds))
+    single = [replace(quine, projection_seed=s, projection_seeds=None) for s in seeds]
+    coordinate = torch.cat([_activated_projections(q, device, dtype)[0] for q in single])
+    index = torch.tensor([seeds.index(s) for s in quine.projection_seeds], device=device)
+    image = None
+    if quine.auxiliary:
+        image = torch.stack([q.projections(device, dtype)[1] for q in single])[index]
+    return coordinate, image, index * quine.num_weights
 
 
 @cache

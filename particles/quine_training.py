@@ -2,15 +2,19 @@
 
 An epoch visits every coordinate once in a random order, in minibatches of 10, with the targets
 θ̄ frozen to a copy of θ at the start of the epoch; each minibatch takes one optimiser step on its
-partial sum of squared errors. The quines of a batch share the coordinate order (and, for the
-auxiliary quine, the images drawn for each example), so a row trained in a batch sees the same
-data as the same quine trained alone with the same generator.
+partial sum of squared errors. With one generator the quines of a batch share the coordinate
+order (and, for the auxiliary quine, the images drawn for each example); with one generator per
+quine each row draws its own, so a row trained in a batch sees the same data as the same quine
+trained alone with its generator (and, with ``Quine(projection_seeds=...)``, its own projection):
+the seeds of an experiment train as rows of one batch.
 
-Batching: the optimisers are ``torch.optim`` optimisers on one ``[B, r]`` parameter, and the batch
-minimises Σ_b L_b, the sum of the per-quine losses, so row b receives exactly ∂L_b/∂θ_b. SGD,
-Adagrad, RMSprop, Adam and Adamax update every parameter element from that element's own
-gradient history only (they are elementwise), so rows stay independent: one row of a batch is the
-same quine trained alone (up to floating-point reassociation; the tests check this).
+Batching: the minibatch loss of row b depends on θ_b only and its gradient ∂L_b/∂θ_b is written
+out by hand (``Quine.loss_and_gradient``). SGD, Adagrad, RMSprop, Adam and Adamax update every
+parameter element from that element's own gradient history only (they are elementwise), so rows
+stay independent, and rows may even use different optimisers: one row of a batch is the same
+quine trained alone (up to floating-point reassociation; the tests check this). ``Optimizer``
+writes torch's update rules as in-place tensor operations (checked against ``torch.optim``).
+Hill-climbing keeps or rejects each row's trial on that row's own loss.
 
 The auxiliary quine minimises α·L_SR + λ·L_task per row, L_task the cross-entropy (logits / τ)
 summed over the minibatch; α = 1 for the auxiliary quine and α = 0 for the classification-only
@@ -24,6 +28,8 @@ extra ``quine``; no download); ``mnist_npz(path)`` reads a local ``.npz`` file h
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,16 +232,49 @@ def _record(quine, w, step, event, task, images) -> dict:
     return record
 
 
-def _make_optimizer(name: str, parameter: Tensor, lr: float | None):
-    lr = DEFAULT_LRS[name] if lr is None else lr
-    classes = {
-        "sgd": torch.optim.SGD,
-        "adagrad": torch.optim.Adagrad,
-        "rmsprop": torch.optim.RMSprop,
-        "adam": torch.optim.Adam,
-        "adamax": torch.optim.Adamax,
-    }
-    return classes[name]([parameter], lr=lr)
+class Optimizer:
+    """One of torch's elementwise optimisers on a block of rows, written out as in-place ops.
+
+    The same update rules and defaults as ``torch.optim`` SGD, Adagrad, RMSprop, Adam and Adamax
+    (the tests check each against torch), without torch.optim's per-step Python bookkeeping,
+    which dominates at the quine's minibatch of 10 coordinates.
+    """
+
+    _STATES = {"sgd": 0, "adagrad": 1, "rmsprop": 1, "adam": 2, "adamax": 2}
+
+    def __init__(self, name: str, parameter: Tensor, lr: float | None = None) -> None:
+        check_choice("optimizer", name, tuple(self._STATES))
+        self.name, self.parameter = name, parameter
+        self.lr = DEFAULT_LRS[name] if lr is None else lr
+        self.steps = 0
+        self.state = [torch.zeros_like(parameter) for _ in range(self._STATES[name])]
+
+    def step(self, grad: Tensor) -> None:
+        """One update of ``parameter`` (in place) from its gradient (which it may overwrite)."""
+        self.steps += 1
+        p, lr, t = self.parameter, self.lr, self.steps
+        if self.name == "sgd":
+            p.add_(grad, alpha=-lr)
+        elif self.name == "adagrad":  # eps 1e-10
+            (total,) = self.state
+            total.addcmul_(grad, grad)
+            p.addcdiv_(grad, total.sqrt().add_(1e-10), value=-lr)
+        elif self.name == "rmsprop":  # α 0.99, eps 1e-8
+            (square,) = self.state
+            square.mul_(0.99).addcmul_(grad, grad, value=0.01)
+            p.addcdiv_(grad, square.sqrt().add_(1e-8), value=-lr)
+        elif self.name == "adam":  # β (0.9, 0.999), eps 1e-8
+            mean, square = self.state
+            mean.lerp_(grad, 0.1)
+            square.mul_(0.999).addcmul_(grad, grad, value=0.001)
+            denominator = torch.sqrt(square, out=grad)  # the gradient is spent: reuse its memory
+            denominator.div_(math.sqrt(1 - 0.999**t)).add_(1e-8)
+            p.addcdiv_(mean, denominator, value=-lr / (1 - 0.9**t))
+        else:  # adamax: β (0.9, 0.999), eps 1e-8
+            mean, norm = self.state
+            mean.lerp_(grad, 0.1)
+            torch.maximum(norm.mul_(0.999), grad.abs_().add_(1e-8), out=norm)
+            p.addcdiv_(mean, norm, value=-lr / (1 - 0.9**t))
 
 
 def _per_row(name: str, value, batch: int, like: Tensor) -> Tensor:
@@ -250,23 +289,68 @@ def _per_row(name: str, value, batch: int, like: Tensor) -> Tensor:
     return values
 
 
+def _row_names(optimizer: str | Sequence[str], batch: int) -> list[str]:
+    names = [optimizer] * batch if isinstance(optimizer, str) else list(optimizer)
+    if len(names) != batch:
+        raise ValueError(
+            f"optimizer={optimizer!r} is not allowed; give one name or one per quine ({batch})"
+        )
+    for name in names:
+        check_choice("optimizer", name, QUINE_OPTIMIZERS)
+    if "hill_climb" in names and len(set(names)) > 1:
+        raise ValueError(
+            f"optimizer={optimizer!r} is not allowed; hill_climb trains a whole batch, it does "
+            "not mix with gradient optimisers"
+        )
+    return names
+
+
+def _row_generators(generator, batch: int) -> list[torch.Generator] | None:
+    if generator is None or isinstance(generator, torch.Generator):
+        return None
+    generators = list(generator)
+    if len(generators) != batch or not all(isinstance(g, torch.Generator) for g in generators):
+        raise ValueError(
+            f"generator must be one torch.Generator or one per quine ({batch}); got "
+            f"{len(generators)} items"
+        )
+    return generators
+
+
+def _gather(features: Tensor, chosen: Tensor) -> Tensor:
+    """The features of the chosen images: features [n, f] or [B, n, f], chosen [k] or [B, k]."""
+    if features.dim() == 2:
+        return features.index_select(0, chosen.flatten()).view(*chosen.shape, -1)
+    if chosen.dim() == 1:
+        return features.index_select(1, chosen)
+    batch, n = features.shape[:2]
+    rows = torch.arange(batch, device=chosen.device).unsqueeze(1) * n
+    return (
+        features.flatten(0, 1)
+        .index_select(0, (rows + chosen).flatten())
+        .view(batch, -1, features.shape[2])
+    )
+
+
 def train_quine(
     quine: Quine,
     w: Tensor,
     *,
     epochs: int,
-    optimizer: str = "adam",
+    optimizer: str | Sequence[str] = "adam",
     lr: float | None = None,
     batch_size: int = 10,
     sigma: float = DEFAULT_SIGMA,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     task: TaskData | None = None,
     lam: float | Sequence[float] | Tensor = 0.01,
     replication: float | Sequence[float] | Tensor = 1.0,
     temperature: float = 1.0,
     record: bool = True,
+    record_every: int = 1,
     on_epoch: Callable[[int, Tensor], None] | None = None,
     _step0: int = 0,
+    _record_start: bool = True,
 ) -> QuineRun:
     """Optimisation epochs on the replication loss (SPEC D22), or L_SR + λ·L_task (D23).
 
@@ -274,19 +358,24 @@ def train_quine(
         quine: the architecture.
         w: weights [B, num_weights] (not modified).
         epochs: number of epochs (each visits all N_θ coordinates once).
-        optimizer: one of ``QUINE_OPTIMIZERS``; "hill_climb" is gradient-free: per minibatch
-            add N(0, σ²) noise to all weights of each quine and keep it where that minibatch's
-            loss against θ̄ falls.
-        lr: learning rate; None = ``DEFAULT_LRS[optimizer]``.
+        optimizer: one of ``QUINE_OPTIMIZERS``, or one gradient optimiser per quine (each row
+            is stepped by its own optimiser; they are elementwise, so rows stay independent).
+            "hill_climb" (whole batch only) is gradient-free: per minibatch add N(0, σ²) noise
+            to all weights of each quine and keep it, per quine, where that minibatch's loss
+            against θ̄ falls.
+        lr: learning rate; None = ``DEFAULT_LRS`` of each optimiser.
         batch_size: coordinates per minibatch (10 in the paper).
         sigma: hill-climbing noise scale.
-        generator: source of the coordinate orders, images and noise.
+        generator: source of the coordinate orders, images and noise: one generator shared by
+            the batch (every row sees the same coordinates and images), or one per quine (row b
+            draws its own from ``generator[b]``, exactly as when trained alone with it).
         task: the classification task of an auxiliary quine (required iff ``quine.auxiliary``).
         lam: λ, one value or one per quine (auxiliary quine).
         replication: α, the weight of L_SR, one value or one per quine; 0 gives the
             classification-only baseline (auxiliary quine).
         temperature: τ > 0; the logits are divided by τ.
-        record: compute the metrics after every epoch into the history.
+        record: compute the metrics into the history (at the start, and after epochs).
+        record_every: record after every this many epochs (and always after the last one).
         on_epoch: called as ``on_epoch(epoch, weights)`` after each epoch.
 
     Returns:
@@ -295,11 +384,15 @@ def train_quine(
     check_weights("w", w, quine.num_weights)
     check_count("epochs", epochs, 0)
     check_count("batch_size", batch_size, 1)
-    check_choice("optimizer", optimizer, QUINE_OPTIMIZERS)
+    check_count("record_every", record_every, 1)
+    batch, n = w.shape[0], quine.num_weights
+    names = _row_names(optimizer, batch)
+    generators = _row_generators(generator, batch)
     check_positive("temperature", temperature)
     if lr is not None:
         check_positive("lr", lr)
-    if optimizer == "hill_climb":
+    hill_climb = names[0] == "hill_climb" if names else False
+    if hill_climb:
         check_positive("sigma", sigma)
     if quine.auxiliary and task is None:
         raise ValueError("task is required to train an auxiliary quine (see load_task)")
@@ -307,62 +400,86 @@ def train_quine(
         raise ValueError("task is only accepted by an auxiliary quine (inputs > 0, classes > 0)")
     if task is not None and task.inputs != quine.inputs:
         raise ValueError(f"task has {task.inputs} inputs but the quine expects {quine.inputs}")
-    batch, n = w.shape[0], quine.num_weights
     device, dtype = w.device, w.dtype
     lam_rows = _per_row("lam", lam, batch, w) if task is not None else None
     alpha = _per_row("replication", replication, batch, w)
     if task is not None:
         task = task.to(device, dtype)
     images_eval = evaluation_images(quine, task, device, dtype) if task is not None else None
-    history = [_record(quine, w, _step0, "start", task, images_eval)] if record else []
+    history = []
+    if record and _record_start:
+        history.append(_record(quine, w, _step0, "start", task, images_eval))
 
-    theta = w.detach().clone().requires_grad_(optimizer != "hill_climb")
-    opt = None if optimizer == "hill_climb" else _make_optimizer(optimizer, theta, lr)
+    theta = w.detach().clone()
+    grad = torch.empty_like(theta)
+    optimizers = []  # (optimiser, its rows' gradient): one per run of rows with the same name
+    if not hill_climb:
+        first = 0
+        for name, rows in itertools.groupby(names):
+            last = first + len(list(rows))
+            optimizers.append((Optimizer(name, theta[first:last], lr), grad[first:last]))
+            first = last
+    draw_from = generators or [generator]
+    noise = torch.empty(theta.shape, dtype=dtype) if hill_climb else None  # drawn on the CPU
 
-    def minibatch_loss(weights: Tensor, targets: Tensor, coordinates, images, labels) -> Tensor:
-        prediction, logits = quine._forward(weights, coordinates, images)
-        loss = alpha * (prediction - targets[:, coordinates]).square().sum(dim=1)
-        if logits is not None:
-            cross = torch.nn.functional.cross_entropy(
-                (logits / temperature).flatten(0, 1),
-                labels.expand(batch, -1).flatten(),
-                reduction="none",
+    features = quine.image_features(theta, task.x_train) if task is not None else None
+
+    def minibatch(weights: Tensor, targets: Tensor, coordinates, seen, labels, gradient):
+        return quine.loss_and_gradient(
+            weights,
+            targets,
+            coordinates,
+            replication=alpha,
+            features=seen,
+            labels=labels,
+            lam=lam_rows,
+            temperature=temperature,
+            grad=grad if gradient else None,
+            gradient=gradient,
+        )[0]
+
+    with torch.no_grad():
+        for epoch in range(epochs):
+            targets = theta.clone()  # θ̄, frozen for the epoch
+            orders = [torch.randperm(n, generator=g) for g in draw_from]
+            picks = (
+                [torch.randint(task.x_train.shape[0], (n,), generator=g) for g in draw_from]
+                if task is not None
+                else None
             )
-            loss = loss + lam_rows * cross.view(batch, -1).sum(dim=1)
-        return loss  # [B]
-
-    for epoch in range(epochs):
-        targets = theta.detach().clone()  # θ̄, frozen for the epoch
-        order = torch.randperm(n, generator=generator).to(device)
-        picks = (
-            torch.randint(task.x_train.shape[0], (n,), generator=generator).to(device)
-            if task is not None
-            else None
-        )
-        for start in range(0, n, batch_size):
-            coordinates = order[start : start + batch_size]
-            images = labels = None
+            order = (torch.stack(orders) if generators else orders[0]).to(device)
             if picks is not None:
-                chosen = picks[start : start + batch_size]
-                images, labels = task.x_train[chosen], task.y_train[chosen]
-            if opt is None:
-                with torch.no_grad():
-                    before = minibatch_loss(theta, targets, coordinates, images, labels)
-                    noise = torch.randn(theta.shape, generator=generator, dtype=dtype).to(device)
-                    trial = theta + sigma * noise
-                    after = minibatch_loss(trial, targets, coordinates, images, labels)
-                    keep = (after < before).unsqueeze(1)
-                    theta.copy_(torch.where(keep, trial, theta))
-            else:
-                opt.zero_grad(set_to_none=True)
-                minibatch_loss(theta, targets, coordinates, images, labels).sum().backward()
-                opt.step()
-        result = theta.detach()
-        if record:
-            history.append(_record(quine, result, _step0 + epoch + 1, "epoch", task, images_eval))
-        if on_epoch is not None:
-            on_epoch(epoch, result)
-    return QuineRun(theta.detach().clone(), history)
+                picks = (torch.stack(picks) if generators else picks[0]).to(device)
+            for start in range(0, n, batch_size):
+                coordinates = order[..., start : start + batch_size]
+                seen = labels = None  # the features and labels of the images drawn
+                if picks is not None:
+                    chosen = picks[..., start : start + batch_size]
+                    seen, labels = _gather(features, chosen), task.y_train[chosen]
+                if hill_climb:
+                    before = minibatch(theta, targets, coordinates, seen, labels, False)
+                    if generators:
+                        for row, g in zip(noise, generators, strict=True):
+                            row.normal_(generator=g)
+                    else:
+                        noise.normal_(generator=generator)
+                    step = noise.to(device)
+                    trial = torch.add(theta, step, alpha=sigma)
+                    after = minibatch(trial, targets, coordinates, seen, labels, False)
+                    keep = (after < before).to(dtype).unsqueeze(1)  # 1: keep the trial
+                    theta.addcmul_(step, keep, value=sigma)
+                else:
+                    minibatch(theta, targets, coordinates, seen, labels, True)
+                    for opt, rows_grad in optimizers:
+                        opt.step(rows_grad)
+            result = theta.clone()
+            if record and ((epoch + 1) % record_every == 0 or epoch + 1 == epochs):
+                history.append(
+                    _record(quine, result, _step0 + epoch + 1, "epoch", task, images_eval)
+                )
+            if on_epoch is not None:
+                on_epoch(epoch, result)
+    return QuineRun(theta.clone(), history)
 
 
 def regenerate_quine(quine: Quine, w: Tensor, task: TaskData | None = None) -> Tensor:
@@ -379,34 +496,48 @@ def schedule(
     *,
     generations: int,
     epochs_per_generation: int,
+    record_every: int = 1,
     **training,
 ) -> QuineRun:
     """G generations of T optimisation epochs followed by one regeneration (SPEC D22).
 
     ``epochs_per_generation = 0`` is pure regeneration. Each generation starts a fresh optimiser
     (regeneration makes a new network). ``training`` goes to ``train_quine``. The history holds
-    a record after every epoch and after every regeneration (``step`` counts epochs).
+    a record after every epoch and after every regeneration (``step`` counts epochs) of every
+    ``record_every``-th generation and of the last.
     """
     check_count("generations", generations, 0)
     check_count("epochs_per_generation", epochs_per_generation, 0)
+    check_count("record_every", record_every, 1)
     check_weights("w", w, quine.num_weights)
     task = training.get("task")
     images = evaluation_images(quine, task, w.device, w.dtype) if task is not None else None
     history = [_record(quine, w, 0, "start", task, images)]
     step = 0
-    for _ in range(generations):
+    for generation in range(generations):
+        keep = (generation + 1) % record_every == 0 or generation + 1 == generations
         if epochs_per_generation:
-            run = train_quine(quine, w, epochs=epochs_per_generation, _step0=step, **training)
+            run = train_quine(
+                quine,
+                w,
+                epochs=epochs_per_generation,
+                _step0=step,
+                record=keep,
+                _record_start=False,
+                **training,
+            )
             w = run.weights
-            history += run.history[1:]
+            history += run.history
             step += epochs_per_generation
         w = regenerate_quine(quine, w, task)
-        history.append(_record(quine, w, step, "regenerate", task, images))
+        if keep:
+            history.append(_record(quine, w, step, "regenerate", task, images))
     return QuineRun(w.clone(), history)
 
 
 __all__ = [
     "DEFAULT_LRS",
+    "Optimizer",
     "QUINE_OPTIMIZERS",
     "QuineRun",
     "TaskData",

@@ -1,9 +1,13 @@
 """The frame every paper experiment runs in: options, scale, seeds, results, claims, report.
 
-An experiment is a function ``run(context, *, option=default, ...) -> Outcome``. Its keyword-only
+An experiment is a function ``run(context, *, option=default, ...) -> Outcome`` (a batched one
+takes a list of contexts, one per seed, and returns one Outcome each). Its keyword-only
 parameters *are* its options: name, type (annotation) and default are declared once there, and
 ``--set NAME=VALUE`` accepts exactly those (anything else is an error with a suggestion). A
-default that depends on the scale is written ``Scaled(paper, quick)``.
+default that depends on the scale is written ``Scaled(paper, quick)``. Options shared by several
+experiments are declared once, as the fields of an ``OptionBundle`` (a frozen dataclass) that each
+of them takes as one keyword-only parameter; its fields are options like any other (flat names
+for ``--set``, REPORT.md and options.json), and the run receives them as one bundle instance.
 
 ``reproduce`` runs an experiment for each seed, writes ``results.csv`` (one row per setting and
 seed) and ``options.json``, keeps its figures and writes a section of ``REPORT.md``: per claim the
@@ -14,6 +18,7 @@ seeds in which the claim holds, the numeric threshold and the verdict.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import inspect
 import io
@@ -140,12 +145,27 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class OptionBundle:
+    """Base of a frozen dataclass whose fields are options shared by several experiments.
+
+    An experiment takes a bundle as one keyword-only parameter annotated with its class, e.g.
+    ``setting: Setting = Setting()``; each field is then one of its options (``--set init=torch``).
+    """
+
+
+@dataclass(frozen=True)
 class Option:
-    """One declared option of an experiment: its name, type and default."""
+    """One declared option of an experiment: its name, type and default.
+
+    ``group`` names the run's parameter of the ``OptionBundle`` that declares it ("" when the run
+    declares it itself), ``bundle`` is that bundle's class.
+    """
 
     name: str
     kind: Any
     default: Any
+    group: str = ""
+    bundle: type[OptionBundle] | None = None
 
     def describe(self) -> str:
         return f"{self.name} ({_type_name(self.kind)}, default {self.default!r})"
@@ -162,14 +182,37 @@ def _type_name(kind: Any) -> str:
     return getattr(kind, "__name__", str(kind))
 
 
+def _is_bundle(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, OptionBundle)
+
+
 def declared_options(run: Callable[..., Outcome]) -> dict[str, Option]:
-    """The keyword-only parameters of ``run`` as options (name → Option), in declaration order."""
+    """The keyword-only parameters of ``run`` as options (name → Option), in declaration order.
+
+    A parameter annotated with an ``OptionBundle`` class stands for the bundle's fields.
+
+    Raises:
+        TypeError: if two parameters or bundle fields declare the same name.
+    """
     hints = typing.get_type_hints(run)
-    return {
-        name: Option(name, hints.get(name, Any), parameter.default)
-        for name, parameter in inspect.signature(run).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    }
+    options: dict[str, Option] = {}
+    for name, parameter in inspect.signature(run).parameters.items():
+        if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
+            continue
+        kind = hints.get(name, Any)
+        if _is_bundle(kind):
+            fields = typing.get_type_hints(kind)
+            declared = [
+                Option(f.name, fields[f.name], f.default, name, kind)
+                for f in dataclasses.fields(kind)
+            ]
+        else:
+            declared = [Option(name, kind, parameter.default)]
+        for option in declared:
+            if option.name in options:
+                raise TypeError(f"{run.__name__} declares option {option.name!r} twice")
+            options[option.name] = option
+    return options
 
 
 def _convert(name: str, value: Any, kind: Any) -> Any:
@@ -266,7 +309,11 @@ class Experiment:
         run: ``run(context, **options) -> Outcome``; its keyword-only parameters are the options.
         setting: which setting the experiment runs in by default, and why (printed in REPORT.md).
         paper_seeds: default number of seeds at paper scale.
-        cost: rough seconds per seed at paper scale on one core (only orders the process pool).
+        cost: CPU seconds per seed at paper scale (measured; only orders the process pool,
+            largest first).
+        batched: ``run`` takes a list of contexts (one per seed) and returns one Outcome per
+            context, running the seeds together as rows of one batch; each seed's numbers
+            equal its run alone (``run([context])``), up to rounding.
     """
 
     key: str
@@ -277,6 +324,23 @@ class Experiment:
     setting: str = ""
     paper_seeds: int = PAPER_SEEDS
     cost: float = 1.0
+    batched: bool = False
+
+    def outcomes(self, contexts: list[Context], options: dict[str, Any]) -> list[Outcome]:
+        """Run with resolved ``options`` for each context (together when ``batched``): one
+        Outcome each. The fields of each option bundle are gathered into one instance."""
+        arguments: dict[str, Any] = {}
+        bundles: dict[str, dict[str, Any]] = {}
+        for name, option in self.options.items():
+            if option.bundle is None:
+                arguments[name] = options[name]
+            else:
+                bundles.setdefault(option.group, {})[name] = options[name]
+        for group, fields in bundles.items():
+            arguments[group] = self.options[next(iter(fields))].bundle(**fields)
+        if self.batched:
+            return list(self.run(contexts, **arguments))
+        return [self.run(context, **arguments) for context in contexts]
 
     @property
     def options(self) -> dict[str, Option]:
@@ -302,6 +366,10 @@ class Experiment:
                 default = option.default
                 resolved[name] = default.pick(scale) if isinstance(default, Scaled) else default
         return resolved
+
+    def call(self, context: Context, options: dict[str, Any]) -> Outcome:
+        """Run for one seed's ``context`` with resolved ``options``."""
+        return self.outcomes([context], options)[0]
 
 
 def write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
@@ -378,8 +446,13 @@ def report_section(
     seconds: float,
     options: dict[str, Any] | None = None,
     first_seed: int = 0,
+    wall: float | None = None,
 ) -> str:
-    """The REPORT.md section of an experiment over all its seeds."""
+    """The REPORT.md section of an experiment over all its seeds.
+
+    ``seconds``: CPU seconds of all its seeds; ``wall``: the wall seconds of its seeds' tasks,
+    added up (None: not stated).
+    """
     seeds = len(outcomes)
     last = first_seed + seeds - 1
     span = f"seed {first_seed}" if seeds == 1 else f"seeds {first_seed}–{last}"
@@ -387,7 +460,8 @@ def report_section(
         f"## {experiment.key}: {experiment.title}",
         "",
         f"`chemistry reproduce {experiment.name} --scale {scale} --seeds {seeds}`; preset "
-        f"`{experiment.preset}`; {span}; {seconds:.1f} CPU s.",
+        f"`{experiment.preset}`; {span}; {seconds:.1f} CPU s ({seconds / seeds:.2f} per seed)"
+        + (f", {wall:.1f} s wall in its tasks." if wall is not None else "."),
         "",
     ]
     if experiment.setting:

@@ -773,7 +773,7 @@ EXPERIMENTS = [
         "journal2021",
         noisy_cloning,
         setting=JOURNAL_SETTING,
-        cost=6,
+        cost=2.4,
     ),
     Experiment(
         "E9",
@@ -782,6 +782,6 @@ EXPERIMENTS = [
         "journal2021",
         segment_clones,
         setting=JOURNAL_SETTING,
-        cost=1,
+        cost=0.3,
     ),
 ]

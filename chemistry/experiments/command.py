@@ -1,8 +1,11 @@
 """``chemistry reproduce EXPERIMENT``: run paper experiments; write results, figures, REPORT.md.
 
-Every (experiment, seed) pair is one task. With more than one worker the tasks run in a process
+Every (experiment, seed) pair is one task (a batched experiment's seeds are one task, run as rows
+of one batch). With more than one worker the tasks run in a process
 pool (the sweep runner's worker start method, ``chemistry.sweep``), slowest experiments first;
-every task is seeded by its own seed, so the worker count never changes a number.
+every task is seeded by its own seed, so the worker count never changes a number. Each task's
+CPU and wall seconds go into its experiment's REPORT section, and a closing "Timing" section
+lists every experiment of the run and the run's total.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +39,11 @@ REPORT_TITLE = (
     "# Reproduction report: Self-Replication in Neural Networks (Gabor, Illium et al. 2022) "
     "and Neural Network Quine (Chang & Lipson 2018)\n"
 )
-# ``all``: the experiments of Gabor, Illium et al.; the quine experiments (another paper, and
-# minutes per seed at the Quine paper's epoch budgets) run by name.
-QUINES = ("quine", "quine-aux")
+CLAIMS_HEADER = (
+    "| experiment | claim | paper | setting | seeds | measured (mean ± sd) | threshold | holds in "
+    "| verdict |"
+)
+TIMING_KEY = "Timing"  # the REPORT.md section of the last run's timing, kept at the end
 
 
 def _parse_option(text: str) -> tuple[str, str]:
@@ -50,10 +56,13 @@ def _parse_option(text: str) -> tuple[str, str]:
     return name.strip(), value
 
 
-def update_report(path: Path, key: str, section: str) -> None:
-    """Put an experiment's section into REPORT.md, replacing an older section of the same key."""
+def update_report(path: Path, key: str, section: str, *, last: bool = False) -> None:
+    """Put a section into REPORT.md, replacing an older section of the same key in place (or,
+    with ``last``, removing it and appending the new one at the end)."""
     text = path.read_text(encoding="utf-8") if path.exists() else REPORT_TITLE
     pattern = re.compile(rf"^## {re.escape(key)}: .*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    if last:
+        text = pattern.sub("", text)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:
@@ -67,11 +76,7 @@ def claims_table(report: str) -> str:
     Columns: experiment, claim, the paper's claim, setting, seeds, measured (mean ± sd),
     threshold, holds in, verdict.
     """
-    lines = [
-        "| experiment | claim | paper | setting | seeds | measured (mean ± sd) | threshold "
-        "| holds in | verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = [CLAIMS_HEADER, "|---|---|---|---|---|---|---|---|---|"]
     experiment = ""
     for line in report.splitlines():
         if line.startswith("## "):
@@ -87,26 +92,46 @@ def claims_table(report: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _run_task(task: dict[str, Any]) -> tuple[Outcome, float]:
-    """Run one experiment for one seed (in this process or a pool worker): (outcome, CPU s).
+@dataclass
+class TaskResult:
+    """One seed's outcome and its CPU and wall seconds (a batched task's seeds share its time
+    equally)."""
 
-    The CPU time covers this process only: with one worker, the sweeps of fig13 and
-    learn-soup run in a pool of their own whose time it does not include.
+    outcome: Outcome
+    cpu: float
+    wall: float
+
+
+def _run_task(task: dict[str, Any]) -> list[tuple[int, TaskResult]]:
+    """Run one experiment for its seeds (in this process or a pool worker): (seed, result) each.
+
+    A batched experiment runs its seeds as one call. The CPU time covers this process only:
+    with one worker, the sweeps of fig13 and learn-soup run in a pool of their own whose time it
+    does not include.
     """
     experiment = EXPERIMENTS[task["name"]]
-    context = Context(
-        task["scale"],
-        task["seed"],
-        task["folder"],
-        task["device"],
-        task["options"],
-        task["workers"],
-    )
-    context.out.mkdir(parents=True, exist_ok=True)
-    started = time.process_time()  # CPU seconds: meaningful even on a shared, busy machine
+    contexts = [
+        Context(
+            task["scale"],
+            seed,
+            seed_folder(task["out"], seed, task["first_seed"]),
+            task["device"],
+            task["options"],
+            task["workers"],
+        )
+        for seed in task["seeds"]
+    ]
+    for context in contexts:
+        context.out.mkdir(parents=True, exist_ok=True)
+    started, wall = time.process_time(), time.perf_counter()  # CPU s: meaningful when busy
     with torch_threads(task["threads"]):
-        outcome = experiment.run(context, **task["options"])
-    return outcome, time.process_time() - started
+        outcomes = experiment.outcomes(contexts, task["options"])
+    cpu = (time.process_time() - started) / len(contexts)
+    wall = (time.perf_counter() - wall) / len(contexts)
+    return [
+        (c.seed, TaskResult(outcome, cpu, wall))
+        for c, outcome in zip(contexts, outcomes, strict=True)
+    ]
 
 
 def _pool_context():
@@ -115,12 +140,61 @@ def _pool_context():
     return _pool_context()
 
 
+def timing_section(
+    rows: list[tuple[str, int, float, float]],
+    wall: float,
+    workers: int,
+    sweep_workers: int,
+    load: tuple[str, str],
+) -> str:
+    """The REPORT.md "Timing" section of one ``reproduce`` run.
+
+    Args:
+        rows: (experiment, seeds, CPU s, wall s of its tasks added up) per experiment.
+        wall: wall seconds of the whole run; workers, sweep_workers: as in ``reproduce``;
+        load: the 1-minute load average at its start and at its end.
+    """
+    lines = [
+        "## Timing: the last `chemistry reproduce` run",
+        "",
+        f"{len(rows)} experiments in {workers} worker process{'es' if workers > 1 else ''} on "
+        f"{os.cpu_count()} CPUs; load average (1 min) {load[0]} at the start, {load[1]} at the "
+        "end. CPU s count the task processes"
+        + (
+            f" (the sweep points of fig13 and learn-soup ran in {sweep_workers} processes of "
+            "their own and are not counted)."
+            if sweep_workers > 1
+            else " (the sweeps of fig13 and learn-soup run inside them)."
+        ),
+        "",
+        "| experiment | seeds | CPU s | CPU s per seed | wall s of its tasks |",
+        "|---|---|---|---|---|",
+    ]
+    for name, seeds, cpu, task_wall in rows:
+        lines.append(f"| {name} | {seeds} | {cpu:.1f} | {cpu / seeds:.2f} | {task_wall:.1f} |")
+    cpu = sum(row[2] for row in rows)
+    lines += [
+        f"| total | {sum(row[1] for row in rows)} | {cpu:.1f} | | "
+        f"{sum(row[3] for row in rows):.1f} |",
+        "",
+        f"Wall time of the whole run: {wall:.1f} s ({wall / 60:.1f} min).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _load_average() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:  # pragma: no cover - not available on this platform
+        return "n/a"
+
+
 def resolve_names(names: list[str]) -> list[str]:
     """Experiment names in order, ``all`` expanded; an unknown name is a ValueError."""
     expanded: list[str] = []
     for name in names:
         if name == "all":
-            expanded += [n for n in EXPERIMENTS if n not in QUINES]
+            expanded += list(EXPERIMENTS)
         elif name in EXPERIMENTS:
             expanded.append(name)
         else:
@@ -144,7 +218,7 @@ def reproduce(
     threads: int = DEFAULT_THREADS,
     stream=sys.stdout,
 ) -> Path:
-    """Run the named experiments ("all": every experiment of the paper) and return the report.
+    """Run the named experiments ("all": every experiment, the quines too) and return the report.
 
     Args:
         seeds: seeds per experiment; None: the experiment's default at paper scale (10, quines
@@ -167,40 +241,46 @@ def reproduce(
     resolved = {name: EXPERIMENTS[name].resolve(options, scale) for name in names}
     out.mkdir(parents=True, exist_ok=True)
     report = out / "REPORT.md"
-    started = time.perf_counter()
+    started, load = time.perf_counter(), _load_average()
+    sweep_workers = sweep_workers or (1 if workers > 1 else (os.cpu_count() or 1))
     tasks = []
     for name in names:
         experiment = EXPERIMENTS[name]
         count = seeds if seeds is not None else (experiment.paper_seeds if scale == "paper" else 1)
-        for seed in range(first_seed, first_seed + count):
+        seeds_of = list(range(first_seed, first_seed + count))
+        for group in [seeds_of] if experiment.batched else [[seed] for seed in seeds_of]:
             tasks.append(
                 {
                     "name": name,
                     "scale": scale,
-                    "seed": seed,
-                    "folder": seed_folder(out / name, seed, first_seed),
+                    "seeds": group,
+                    "out": out / name,
+                    "first_seed": first_seed,
                     "device": device,
                     "options": resolved[name],
                     "threads": threads,
-                    "workers": sweep_workers or (1 if workers > 1 else (os.cpu_count() or 1)),
+                    "workers": sweep_workers,
                 }
             )
-    results: dict[tuple[str, int], tuple[Outcome, float]] = {}
+    results: dict[tuple[str, int], TaskResult] = {}
     remaining = {name: sum(t["name"] == name for t in tasks) for name in names}
+    timings: dict[str, tuple[str, int, float, float]] = {}
 
-    def finished(task: dict[str, Any], result: tuple[Outcome, float]) -> None:
+    def finished(task: dict[str, Any], per_seed: list[tuple[int, TaskResult]]) -> None:
         name = task["name"]
-        results[(name, task["seed"])] = result
+        for seed, result in per_seed:
+            results[(name, seed)] = result
         remaining[name] -= 1
         if remaining[name]:
             return
         experiment = EXPERIMENTS[name]
-        mine = sorted((seed, r) for (n, seed), r in results.items() if n == name)
-        outcomes = [r[0] for _, r in mine]
-        seconds = sum(r[1] for _, r in mine)
+        mine = [r for _, r in sorted((seed, r) for (n, seed), r in results.items() if n == name)]
+        outcomes = [r.outcome for r in mine]
+        seconds, wall = sum(r.cpu for r in mine), sum(r.wall for r in mine)
+        timings[name] = (name, len(outcomes), seconds, wall)
         write_results(out / name, outcomes, resolved[name], first_seed)
         section = report_section(
-            experiment, outcomes, scale, seconds, resolved[name], first_seed=first_seed
+            experiment, outcomes, scale, seconds, resolved[name], first_seed=first_seed, wall=wall
         )
         update_report(report, experiment.key, section)
         verdicts = " ".join(
@@ -208,8 +288,8 @@ def reproduce(
             for i, claim in enumerate(outcomes[0].claims)
         )
         print(
-            f"{experiment.key:>5} {name:<11} {len(outcomes):>3} seeds {seconds:7.1f} CPU s  "
-            f"{verdicts}",
+            f"{experiment.key:>5} {name:<11} {len(outcomes):>3} seeds {seconds:7.1f} CPU s "
+            f"{wall:7.1f} s wall  {verdicts}",
             file=stream,
             flush=True,
         )
@@ -218,15 +298,19 @@ def reproduce(
         for task in tasks:
             finished(task, _run_task(task))
     else:
-        order = sorted(tasks, key=lambda t: -EXPERIMENTS[t["name"]].cost)
+        order = sorted(tasks, key=lambda t: -EXPERIMENTS[t["name"]].cost * len(t["seeds"]))
         with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
             futures = [(task, pool.submit(_run_task, task)) for task in order]
             for task, future in futures:
                 finished(task, future.result())
+    total = time.perf_counter() - started
+    rows = [timings[name] for name in names]
+    timing = timing_section(rows, total, workers, sweep_workers, (load, _load_average()))
+    update_report(report, TIMING_KEY, timing, last=True)
     write_text_atomically(out / "CLAIMS.md", claims_table(report.read_text(encoding="utf-8")))
     print(
-        f"total {time.perf_counter() - started:.1f} s (wall, {workers} worker"
-        f"{'s' if workers > 1 else ''}); report: {report}",
+        f"total {total:.1f} s (wall, {workers} worker{'s' if workers > 1 else ''}), "
+        f"{sum(row[2] for row in rows):.1f} CPU s; report: {report}",
         file=stream,
     )
     return report
@@ -240,7 +324,7 @@ def add_reproduce_parser(
     parser.add_argument(
         "experiments",
         nargs="+",
-        help=f"all (every experiment of the paper; not the quines), or any of: "
+        help=f"all (every experiment of both papers, the quines included), or any of: "
         f"{', '.join(EXPERIMENTS)}",
     )
     parser.add_argument("--scale", choices=SCALES, default="paper")

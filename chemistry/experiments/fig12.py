@@ -12,10 +12,11 @@ from chemistry.experiments.base import Claim, Context, Experiment, Outcome, Scal
 from chemistry.experiments.settings import (
     KERAS_SETTING,
     TORCH_VARIANT,
-    DType,
-    Encoding,
-    Init,
-    variants,
+    KerasTraining,
+    ParticleSetting,
+    SoupSchedule,
+    file_suffix,
+    metric_tag,
 )
 from chemistry.experiments.soup_tools import (
     Tensor,
@@ -29,9 +30,7 @@ from chemistry.experiments.soup_tools import (
 from chemistry.plots import plot_counts, plot_trajectories
 from chemistry.soup import Soup
 from interactions import Respawn, SelfTrain
-from particles import Status, Weightwise, distance, fixpoint_error, preset
-
-KERAS = preset("keras2019")
+from particles import Status, Weightwise, distance, fixpoint_error
 
 # ------------------------------------------------------------------------------------------------
 # E11 — Fig 12: one soup of attack and self-training
@@ -75,16 +74,10 @@ def soup_trajectories(
     steps: int = 30,
     cluster_fraction: float = 0.25,
     attack_mode: Literal["per_particle", "single"] = "per_particle",
-    allow_self: bool = False,
-    schedule: Literal["synchronous", "sequential"] = "synchronous",
+    scheduling: SoupSchedule = SoupSchedule(),
     whiten: bool = False,
-    eps: float = KERAS.eps,
-    lr: float = KERAS.lr,
-    mode: Literal["per_sample", "full_batch"] = "per_sample",
-    init: Init = "glorot",
-    encoding: Encoding = "keras",
-    torch_variant: bool = True,
-    dtype: DType = "float32",
+    training: KerasTraining = KerasTraining(),
+    setting: ParticleSetting = ParticleSetting(),
 ) -> Outcome:
     """E11, Fig 12: 20 ww particles, 100 epochs of Attack(0.1) → SelfTrain(30) → Respawn.
 
@@ -92,9 +85,9 @@ def soup_trajectories(
     stream; claims, rows and figures are tagged with the setting.
     """
     merged = Outcome([], [], {}, [], [])
-    for number, (label, init_, encoding_) in enumerate(variants(init, encoding, torch_variant)):
+    for number, (label, init_, encoding_) in enumerate(setting.variants()):
         arch = Weightwise(init_scheme=init_, encoding=encoding_)
-        suffix = "" if number == 0 else "_" + label.replace(" ", "_")
+        suffix = file_suffix(number, label)
         one = _one_soup(context, arch, number, suffix)
         merged.rows += [
             {"setting": label, "init": init_, "encoding": encoding_, **r} for r in one.rows
@@ -102,7 +95,7 @@ def soup_trajectories(
         for claim in one.claims:
             claim.setting = label
         merged.claims += one.claims
-        tag = "" if number == 0 else f" ({label})"
+        tag = metric_tag(number, label)
         merged.metrics |= {f"{key}{tag}": value for key, value in one.metrics.items()}
         merged.figures += one.figures
         merged.notes += one.notes if number == 0 else []
@@ -353,6 +346,6 @@ EXPERIMENTS = [
         setting=f"{KERAS_SETTING}. Schedule: SPEC's synchronous rules with self-attack excluded "
         "(canonical; `--set schedule=sequential --set allow_self=true` gives the Keras code's "
         f"loop). {TORCH_VARIANT}",
-        cost=8,
+        cost=1.5,
     ),
 ]

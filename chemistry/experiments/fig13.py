@@ -11,10 +11,11 @@ from chemistry.experiments.figures import lines_figure
 from chemistry.experiments.settings import (
     KERAS_SETTING,
     TORCH_VARIANT,
-    DType,
-    Encoding,
-    Init,
-    variants,
+    KerasTraining,
+    ParticleSetting,
+    SoupSchedule,
+    file_suffix,
+    metric_tag,
 )
 from chemistry.experiments.soup_tools import (
     _final_status_by_component,
@@ -24,9 +25,8 @@ from chemistry.experiments.soup_tools import (
     _spearman,
     _sweep_note,
 )
-from particles import Status, preset
+from particles import Status
 
-KERAS = preset("keras2019")
 SOUP_TYPES = ("ww", "agg")
 STEPS_KEY = "rules.self_train.steps"
 
@@ -46,15 +46,9 @@ def soup_intensity(
     alpha: float = 0.1,
     step: int = Scaled(10, 50),
     attack_mode: Literal["per_particle", "single"] = "per_particle",
-    allow_self: bool = False,
-    schedule: Literal["synchronous", "sequential"] = "synchronous",
-    eps: float = KERAS.eps,
-    lr: float = KERAS.lr,
-    mode: Literal["per_sample", "full_batch"] = "per_sample",
-    init: Init = "glorot",
-    encoding: Encoding = "keras",
-    torch_variant: bool = True,
-    dtype: DType = "float32",
+    scheduling: SoupSchedule = SoupSchedule(),
+    training: KerasTraining = KerasTraining(),
+    setting: ParticleSetting = ParticleSetting(),
 ) -> Outcome:
     """E12, Fig 13: per A, 10 soups of 10 particles, 5 epochs of Attack(0.1) + SelfTrain(A).
 
@@ -64,11 +58,11 @@ def soup_intensity(
     size = particles
     grid = list(range(0, 101, step))
     rows, claims, metrics, figures = [], [], {}, []
-    for number, (label, init_, encoding_) in enumerate(variants(init, encoding, torch_variant)):
-        suffix = "" if number == 0 else "_" + label.replace(" ", "_")
+    for number, (label, init_, encoding_) in enumerate(setting.variants()):
+        suffix = file_suffix(number, label)
         series: dict[str, list[float]] = {}
         for name in SOUP_TYPES:
-            base = _run_config_base(context, epochs, eps, schedule) | {
+            base = _run_config_base(context, epochs, training.eps, scheduling.schedule) | {
                 "description": f"E12: {soups} soups × {size} {name} ({label}), attack {alpha} + "
                 "self-train A",
                 "topology": {"kind": "disjoint_cliques", "size": size, "num_soups": soups},
@@ -78,9 +72,14 @@ def soup_intensity(
                         "type": "attack",
                         "chance": alpha,
                         "pairing": attack_mode,
-                        "allow_self": allow_self,
+                        "allow_self": scheduling.allow_self,
                     },
-                    {"type": "self_train", "steps": 0, "lr": lr, "training_mode": mode},
+                    {
+                        "type": "self_train",
+                        "steps": 0,
+                        "lr": training.lr,
+                        "training_mode": training.mode,
+                    },
                 ],
             }
             points = _run_experiment_sweep(
@@ -161,7 +160,7 @@ def soup_intensity(
             ),
         ]
         shown = (grid[0], grid[len(grid) // 2], grid[-1])
-        tag = "" if number == 0 else f" ({label})"
+        tag = metric_tag(number, label)
         metrics |= {
             f"{row['type']}_{status}_A{row['self_train_steps']}{tag}": row[status]
             for row in rows
@@ -186,6 +185,6 @@ EXPERIMENTS = [
         "keras2019",
         soup_intensity,
         setting=f"{KERAS_SETTING}. {TORCH_VARIANT}",
-        cost=20,
+        cost=4.2,
     ),
 ]

@@ -9,6 +9,7 @@ import torch
 
 from chemistry.experiments.base import Claim, Context, Experiment, Outcome
 from chemistry.experiments.figures import epoch_lines_figure, family_trajectories_figure
+from chemistry.experiments.settings import SoupSchedule
 from chemistry.experiments.soup_tools import (
     TrackedAttack,
     _fmt,
@@ -44,8 +45,7 @@ def clone_soup(
     steps: int | None = None,
     attack_mode: Literal["per_particle", "single"] | None = None,
     alpha: float = 0.1,
-    allow_self: bool = False,
-    schedule: Literal["synchronous", "sequential"] = "synchronous",
+    scheduling: SoupSchedule = SoupSchedule(),
     noise: Literal["uniform", "double_uniform"] = "uniform",
     whiten: bool = True,
     eps: float = JOURNAL.eps,
@@ -95,7 +95,7 @@ def clone_soup(
             start_weights = torch.cat([clones, parents])
             family = torch.cat([family, torch.arange(parents_count)])
             is_parent = torch.cat([is_parent, torch.ones(parents_count, dtype=torch.bool)])
-        attack = TrackedAttack(alpha, pairing=attack_mode, allow_self=allow_self)
+        attack = TrackedAttack(alpha, pairing=attack_mode, allow_self=scheduling.allow_self)
         soup = Soup(
             [attack, SelfTrain(steps, lr=lr, training_mode=mode)],
             population={arch: start_weights},
@@ -103,7 +103,7 @@ def clone_soup(
             preset="journal2021",
             dtype=context.dtype,
             eps=eps,
-            schedule=schedule,
+            schedule=scheduling.schedule,
         )
         uids = soup.uids_at(soup.occupied_nodes())  # particles sit on nodes in weight order
         family_of = dict(zip(uids.tolist(), family.tolist(), strict=True))
@@ -247,6 +247,6 @@ EXPERIMENTS = [
         clone_soup,
         setting="the journal code's setting (torch initialisation, journal encoding, preset "
         "journal2021), as the paper made this figure with the journal code.",
-        cost=3,
+        cost=1.2,
     ),
 ]

@@ -29,7 +29,7 @@ def census_figure(counts: Mapping[str, Mapping[str, int]], path: Path, *, title:
             bottom += values
     axes.set_ylabel("particles")
     axes.set_title(title)
-    axes.legend(fontsize=8)
+    axes.legend(loc="best", fontsize=8)
     return save_figure(figure, path)
 
 
@@ -73,7 +73,7 @@ def box_figure(
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     if len(groups) > 1:
-        axes.legend(fontsize=8)
+        axes.legend(loc="best", fontsize=8)
     return save_figure(figure, path)
 
 
@@ -95,7 +95,7 @@ def lines_figure(
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(loc="best", fontsize=8)
     return save_figure(figure, path)
 
 
@@ -308,5 +308,5 @@ def epoch_lines_figure(
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(alpha=0.3, which="both")
-    axes.legend(fontsize=7)
+    axes.legend(loc="best", fontsize=7)
     return save_figure(figure, path)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
 from chemistry.experiments.base import Claim, Context, Experiment, Outcome, Scaled
@@ -11,10 +9,11 @@ from chemistry.experiments.figures import lines_figure
 from chemistry.experiments.settings import (
     KERAS_SETTING,
     TORCH_VARIANT,
-    DType,
-    Encoding,
-    Init,
-    variants,
+    KerasTraining,
+    ParticleSetting,
+    SoupSchedule,
+    file_suffix,
+    metric_tag,
 )
 from chemistry.experiments.soup_tools import (
     _events,
@@ -27,10 +26,9 @@ from chemistry.experiments.soup_tools import (
     _sweep_note,
 )
 from interactions import EventKind
-from particles import Status, preset
+from particles import Status
 
 Tensor = torch.Tensor
-KERAS = preset("keras2019")
 SEVERITY_KEY = "rules.learn.severity"
 
 
@@ -73,15 +71,9 @@ def learn_soup(
     epochs: int = Scaled(100, 30),
     chance: float = 0.1,
     step: int = Scaled(10, 50),
-    allow_self: bool = False,
-    schedule: Literal["synchronous", "sequential"] = "synchronous",
-    eps: float = KERAS.eps,
-    lr: float = KERAS.lr,
-    mode: Literal["per_sample", "full_batch"] = "per_sample",
-    init: Init = "glorot",
-    encoding: Encoding = "keras",
-    torch_variant: bool = True,
-    dtype: DType = "float32",
+    scheduling: SoupSchedule = SoupSchedule(),
+    training: KerasTraining = KerasTraining(),
+    setting: ParticleSetting = ParticleSetting(),
 ) -> Outcome:
     """E14: per severity s, 10 soups of 10 ww particles, 100 epochs of Learn(0.1, s) only.
 
@@ -92,9 +84,9 @@ def learn_soup(
     size = particles
     grid = list(range(0, 101, step))
     merged = Outcome([], [], {}, [], [])
-    for number, (label, init_, encoding_) in enumerate(variants(init, encoding, torch_variant)):
-        suffix = "" if number == 0 else "_" + label.replace(" ", "_")
-        base = _run_config_base(context, epochs, eps, schedule)
+    for number, (label, init_, encoding_) in enumerate(setting.variants()):
+        suffix = file_suffix(number, label)
+        base = _run_config_base(context, epochs, training.eps, scheduling.schedule)
         base["record"]["trajectories_every"] = max(epochs, 1)
         base |= {
             "description": f"E14: {soups} soups × {size} ww ({label}), learn {chance} with "
@@ -113,9 +105,9 @@ def learn_soup(
                     "type": "learn",
                     "chance": chance,
                     "severity": 0,
-                    "allow_self": allow_self,
-                    "lr": lr,
-                    "training_mode": mode,
+                    "allow_self": scheduling.allow_self,
+                    "lr": training.lr,
+                    "training_mode": training.mode,
                 }
             ],
         }
@@ -130,7 +122,7 @@ def learn_soup(
         one = _measure(context, points, grid, label, suffix, encoding_)
         merged.rows += one.rows
         merged.claims += one.claims
-        tag = "" if number == 0 else f" ({label})"
+        tag = metric_tag(number, label)
         merged.metrics |= {f"{key}{tag}": value for key, value in one.metrics.items()}
         merged.figures += one.figures
         merged.notes += one.notes if number == 0 else []
@@ -251,6 +243,6 @@ EXPERIMENTS = [
         "keras2019",
         learn_soup,
         setting=f"{KERAS_SETTING}. {TORCH_VARIANT}",
-        cost=30,
+        cost=7.3,
     ),
 ]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from functools import reduce
-from typing import Literal
 
 import torch
 
@@ -26,11 +25,9 @@ from chemistry.experiments.figures import lines_figure
 from chemistry.experiments.settings import (
     KERAS_SETTING,
     TORCH_VARIANT,
-    DType,
-    Encoding,
-    Init,
+    KerasTraining,
+    ParticleSetting,
     particle_types,
-    variants,
 )
 from particles import (
     Architecture,
@@ -38,12 +35,10 @@ from particles import (
     classify,
     count_statuses,
     fixpoint_error,
-    preset,
     self_apply,
     self_train,
 )
 
-KERAS = preset("keras2019")
 A_VALUES = tuple(range(0, 501, 50))
 QUICK_A_VALUES = (0, 100, 300)
 STOPPING = (int(Status.DIVERGENT), int(Status.ZERO), int(Status.FIXPOINT))
@@ -180,19 +175,14 @@ def mixed(
     particles: int = Scaled(20, 5),
     a_values: tuple[int, ...] = Scaled(A_VALUES, QUICK_A_VALUES),
     rounds: int = 4,
-    eps: float = KERAS.eps,
-    lr: float = KERAS.lr,
-    mode: Literal["per_sample", "full_batch"] = "per_sample",
-    init: Init = "glorot",
-    encoding: Encoding = "keras",
-    torch_variant: bool = True,
-    dtype: DType = "float32",
+    training: KerasTraining = KerasTraining(),
+    setting: ParticleSetting = ParticleSetting(),
 ) -> Outcome:
     """E10, Fig 11: rounds of one self-application and A self-training steps, per type and A."""
     a_values = [int(a) for a in a_values]
     count = particles
     rows, raw, claims, series, split, metrics = [], [], [], {}, {}, {}
-    settings = variants(init, encoding, torch_variant)
+    settings = setting.variants()
     for number, (variant, init_, encoding_) in enumerate(settings):
         types = particle_types(init_, encoding_, ("ww", "agg", "rnn"))
         shares = {}
@@ -305,6 +295,6 @@ EXPERIMENTS = [
         "keras2019",
         mixed,
         setting=f"{KERAS_SETTING}. {TORCH_VARIANT}",
-        cost=25,
+        cost=15,
     ),
 ]

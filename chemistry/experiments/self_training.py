@@ -11,6 +11,7 @@ from chemistry.experiments.base import Claim, Context, Experiment, Outcome, Scal
 from chemistry.experiments.figures import box_figure, census_figure, trajectory_figure
 from chemistry.experiments.self_application import (
     F32_NOTE,
+    no_second_order,
     noise_label,
     noise_levels,
     noisy_copies,
@@ -25,9 +26,13 @@ from chemistry.experiments.settings import (
     DType,
     Encoding,
     Init,
+    KerasTraining,
+    Mode,
+    ParticleSetting,
+    file_suffix,
+    metric_tag,
     particle_types,
     setting_label,
-    variants,
 )
 from chemistry.trajectories import Trajectories
 from particles import (
@@ -45,18 +50,7 @@ def _median(values: torch.Tensor) -> float:
     return float(values.double().median()) if values.numel() else math.nan
 
 
-Mode = Literal["per_sample", "full_batch"]
-KERAS = preset("keras2019")
 JOURNAL = preset("journal2021")
-
-
-def _training(context: Context) -> tuple[float, str, float]:
-    """(ε, mode, lr) from the experiment's options (defaults: its preset's)."""
-    return (
-        context.option("eps"),
-        context.option("mode"),
-        context.option("lr"),
-    )
 
 
 def _pairwise_mae(w: torch.Tensor) -> torch.Tensor:
@@ -91,14 +85,13 @@ def weightwise_trajectories(
     particles: int = 10,
     steps: int = 100,
     continue_to: int = 1000,
-    eps: float = KERAS.eps,
-    lr: float = KERAS.lr,
-    mode: Mode = "per_sample",
+    training: KerasTraining = KerasTraining(),
     init: Init = "glorot",
     encoding: Encoding = "keras",
     dtype: DType = "float32",
 ) -> Outcome:
     """E5, Fig 4: 10 fresh ww particles self-train 100 steps; every state recorded."""
+    eps, lr, mode = training.eps, training.lr, training.mode
     count = particles
     continue_to = max(continue_to, steps)
     label = setting_label(init, encoding)
@@ -262,19 +255,15 @@ def training_census(
     *,
     particles: int = Scaled(50, 10),
     steps: int = Scaled(1000, 500),
-    eps: float = KERAS.eps,
-    lr: float = KERAS.lr,
-    mode: Mode = "per_sample",
-    init: Init = "glorot",
-    encoding: Encoding = "keras",
-    torch_variant: bool = True,
-    dtype: DType = "float32",
+    training: KerasTraining = KerasTraining(),
+    setting: ParticleSetting = ParticleSetting(),
 ) -> Outcome:
     """E6, Fig 5: 50 fresh particles per type, 1000 self-training steps each, then classified."""
+    eps, lr, mode = training.eps, training.lr, training.mode
     count = particles
     tail = max(steps // 10, 1)
     rows, claims, metrics, figures = [], [], {}, []
-    for number, (label, init_, encoding_) in enumerate(variants(init, encoding, torch_variant)):
+    for number, (label, init_, encoding_) in enumerate(setting.variants()):
         counts, moved = {}, {}
         for index, (name, arch) in enumerate(particle_types(init_, encoding_).items()):
             generator = context.generator(100 + index + 10 * number)
@@ -305,7 +294,7 @@ def training_census(
                     **counts[name],
                 }
             )
-        suffix = "" if number == 0 else "_" + label.replace(" ", "_")
+        suffix = file_suffix(number, label)
         figures.append(
             census_figure(
                 counts,
@@ -314,7 +303,6 @@ def training_census(
             )
         )
         ww, agg, rnn = counts["ww"], counts["agg"], counts["rnn"]
-        second = sum(c["SECOND_ORDER"] for c in counts.values())
         claims += [
             Claim(
                 "C9",
@@ -351,18 +339,9 @@ def training_census(
                 threshold=f"≥ 20% ({0.2 * count:g})",
                 setting=label,
             ),
-            Claim(
-                "C20",
-                "no second-order fixpoint is found",
-                second == 0,
-                f"{second} SECOND_ORDER over all types",
-                value=second,
-                quantity="SECOND_ORDER",
-                threshold="= 0",
-                setting=label,
-            ),
+            no_second_order(counts, label),
         ]
-        tag = "" if number == 0 else f" ({label})"
+        tag = metric_tag(number, label)
         metrics |= {
             f"{t}_{s}{tag}": float(counts[t][s])
             for t in counts
@@ -629,7 +608,7 @@ EXPERIMENTS = [
         "keras2019",
         weightwise_trajectories,
         setting=f"{KERAS_SETTING}.",
-        cost=3,
+        cost=0.6,
     ),
     Experiment(
         "E6",
@@ -638,7 +617,7 @@ EXPERIMENTS = [
         "keras2019",
         training_census,
         setting=f"{KERAS_SETTING}. {TORCH_VARIANT}",
-        cost=12,
+        cost=8,
     ),
     Experiment(
         "E7",
@@ -649,6 +628,6 @@ EXPERIMENTS = [
         setting="the journal code's setting (torch initialisation, journal encoding, full-batch "
         "SGD at lr 0.004, ε = 1e-5), as the paper made this figure with the journal code; "
         "momentum 0.9 per 1000-step call as the journal script (see the notes).",
-        cost=2,
+        cost=0.7,
     ),
 ]

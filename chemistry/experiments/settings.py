@@ -9,12 +9,18 @@ named variant and reported beside where the difference matters.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
-from particles import Aggregating, Architecture, Fourier, Recurrent, Weightwise
+from chemistry.experiments.base import OptionBundle
+from particles import Aggregating, Architecture, Fourier, Recurrent, Weightwise, preset
 
 Init = Literal["glorot", "torch"]
 Encoding = Literal["keras", "torch"]
+DType = Literal["float32", "float64"]
+Mode = Literal["per_sample", "full_batch"]
+Schedule = Literal["synchronous", "sequential"]
+KERAS = preset("keras2019")
 
 KERAS_SETTING = (
     "the Keras code's setting (SPEC Table 2): glorot-uniform initialisation (orthogonal "
@@ -32,6 +38,16 @@ def setting_label(init: str, encoding: str) -> str:
     if (init, encoding) == ("torch", "torch"):
         return "torch init"
     return f"{init}+{encoding}"
+
+
+def file_suffix(number: int, label: str) -> str:
+    """Suffix of the figure files of the ``number``-th setting run: none for the chosen one."""
+    return "" if number == 0 else "_" + label.replace(" ", "_")
+
+
+def metric_tag(number: int, label: str) -> str:
+    """Suffix of the metric names of the ``number``-th setting run: none for the chosen one."""
+    return "" if number == 0 else f" ({label})"
 
 
 def particle_types(init: str, encoding: str, names=("ww", "agg", "rnn", "fft")) -> dict:
@@ -53,4 +69,49 @@ def variants(init: str, encoding: str, torch_variant: bool) -> list[tuple[str, s
     return chosen
 
 
-DType = Literal["float32", "float64"]
+@dataclass(frozen=True)
+class ParticleSetting(OptionBundle):
+    """Options: the particles' setting (default: the Keras code's) and the torch-init variant.
+
+    Attributes:
+        init: initialisation scheme of every particle type.
+        encoding: weightwise encoding (SPEC D6).
+        torch_variant: also run the torch-init setting (torch initialisation, journal encoding)
+            and report it beside.
+        dtype: floating-point type of the weights.
+    """
+
+    init: Init = KERAS.init_scheme
+    encoding: Encoding = KERAS.encoding
+    torch_variant: bool = True
+    dtype: DType = "float32"
+
+    def variants(self) -> list[tuple[str, str, str]]:
+        """(label, init, encoding) of the settings to run (see ``variants``)."""
+        return variants(self.init, self.encoding, self.torch_variant)
+
+
+@dataclass(frozen=True)
+class KerasTraining(OptionBundle):
+    """Options: training and classification as in the Keras code (preset keras2019).
+
+    Attributes:
+        eps: classification tolerance ε (SPEC D13).
+        lr: SGD learning rate.
+        mode: per_sample (one update per sample, in a random order) or full_batch.
+    """
+
+    eps: float = KERAS.eps
+    lr: float = KERAS.lr
+    mode: Mode = KERAS.mode
+
+
+@dataclass(frozen=True)
+class SoupSchedule(OptionBundle):
+    """Options: how a soup's rules run (SPEC's synchronous rules, self-attack excluded).
+
+    ``schedule="sequential"`` with ``allow_self=True`` is the Keras code's loop.
+    """
+
+    schedule: Schedule = "synchronous"
+    allow_self: bool = False

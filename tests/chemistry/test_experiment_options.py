@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 from pathlib import Path
@@ -12,6 +13,7 @@ from chemistry.cli import main
 from chemistry.experiments import EXPERIMENTS
 from chemistry.experiments.base import (
     Claim,
+    Context,
     Experiment,
     Outcome,
     Scaled,
@@ -20,6 +22,7 @@ from chemistry.experiments.base import (
     seed_verdict,
 )
 from chemistry.experiments.command import claims_table, reproduce
+from chemistry.experiments.settings import KerasTraining, ParticleSetting, SoupSchedule
 
 
 def _foreign_option(name: str) -> str:
@@ -108,6 +111,10 @@ def test_worker_processes_do_not_change_results(tmp_path):
     )
     first = (one / "fig2" / "results.csv").read_text(encoding="utf-8")
     assert first == (two / "fig2" / "results.csv").read_text(encoding="utf-8")
+    # In the pool, an experiment's own sweeps run inside its task: pools never nest.
+    assert "the sweeps of fig13 and learn-soup run inside them" in (two / "REPORT.md").read_text(
+        encoding="utf-8"
+    )
     assert first.count("\n1,") >= 1 and first.count("\n0,") >= 1  # both seeds present
 
 
@@ -165,10 +172,104 @@ def test_report_row_states_setting_seeds_mean_sd_fraction_threshold_verdict():
 
 
 def test_quick_scale_runs_every_experiment_once_per_seed(tmp_path: Path):
-    """``all`` expands to the paper's experiments; the quines run by name."""
+    """``all`` expands to every experiment, the quines included."""
     from chemistry.experiments.command import resolve_names
 
     names = resolve_names(["all"])
-    assert "quine" not in names and "quine-aux" not in names
-    assert set(names) | {"quine", "quine-aux"} == set(EXPERIMENTS)
+    assert "quine" in names and "quine-aux" in names
+    assert names == list(EXPERIMENTS)
     assert resolve_names(["fig2", "all"])[0] == "fig2"
+
+
+# ------------------------------------------------------------------------------------------------
+# Option bundles: shared options declared once
+
+
+def _bundled(particles: int = 3):
+    seen = {}
+
+    def run(
+        context,
+        *,
+        particles: int = particles,
+        setting: ParticleSetting = ParticleSetting(),
+        training: KerasTraining = KerasTraining(),
+    ) -> Outcome:
+        seen.update(particles=particles, setting=setting, training=training)
+        return Outcome([], [])
+
+    return Experiment("EX", "bundled", "X", "keras2019", run), seen
+
+
+def test_a_bundle_s_fields_are_flat_options_and_reach_the_run_as_one_instance(tmp_path):
+    experiment, seen = _bundled()
+    names = ["particles", "init", "encoding", "torch_variant", "dtype", "eps", "lr", "mode"]
+    assert list(experiment.options) == names
+    assert experiment.options["lr"].group == "training"
+    assert experiment.options["init"].bundle is ParticleSetting
+    given = {"init": "torch", "torch_variant": "false", "lr": "0.5", "particles": "7"}
+    options = experiment.resolve(given, "paper")
+    assert options["torch_variant"] is False and options["lr"] == 0.5
+    experiment.call(Context("paper", 0, tmp_path, options=options), options)
+    assert seen == {
+        "particles": 7,
+        "setting": ParticleSetting(init="torch", encoding="keras", torch_variant=False),
+        "training": KerasTraining(eps=1e-4, lr=0.5, mode="per_sample"),
+    }
+    with pytest.raises(ValueError, match="did you mean 'encoding'"):
+        experiment.resolve({"encodng": "torch"}, "paper")
+
+
+def test_an_option_declared_twice_is_refused():
+    def run(context, *, eps: float = 1.0, training: KerasTraining = KerasTraining()) -> Outcome:
+        return Outcome([], [])
+
+    with pytest.raises(TypeError, match="declares option 'eps' twice"):
+        _ = Experiment("EX", "twice", "X", "keras2019", run).options
+
+
+@pytest.mark.parametrize(
+    "bundle, users",
+    [
+        (ParticleSetting, ("fig2", "fig5", "fig11", "fig12", "fig13", "learn-soup")),
+        (KerasTraining, ("fig4", "fig5", "fig11", "fig12", "fig13", "learn-soup")),
+        (SoupSchedule, ("fig12", "fig13", "fig14", "learn-soup")),
+    ],
+)
+def test_shared_options_come_from_their_bundle_in_every_experiment(bundle, users):
+    fields = {field.name: field.default for field in dataclasses.fields(bundle)}
+    for name in users:
+        options = EXPERIMENTS[name].options
+        mine = {o.name: o.default for o in options.values() if o.bundle is bundle}
+        assert mine == fields, name
+    # Keras-code defaults: glorot + keras, lr 0.01 per_sample at ε = 1e-4 (SPEC Table 2)
+    assert ParticleSetting().init == "glorot" and ParticleSetting().encoding == "keras"
+    assert KerasTraining() == KerasTraining(eps=1e-4, lr=0.01, mode="per_sample")
+
+
+# ------------------------------------------------------------------------------------------------
+# Timing in REPORT.md
+
+
+def test_report_records_cpu_and_wall_seconds_and_a_timing_section_kept_last(tmp_path):
+    out = tmp_path / "out"
+    small = {"particles": 4, "applications": 5}
+    stream = io.StringIO()
+    reproduce(["fig2"], scale="quick", seeds=2, out=out, options=small, stream=stream)
+    reproduce(["fig3"], scale="quick", out=out, options={"trials": 3}, stream=stream)
+    report = (out / "REPORT.md").read_text(encoding="utf-8")
+    header = next(
+        line for line in report.splitlines() if line.startswith("`chemistry reproduce fig2")
+    )
+    assert "CPU s (" in header and "per seed), " in header and "s wall in its tasks" in header
+    sections = [line for line in report.splitlines() if line.startswith("## ")]
+    assert sections[-1].startswith("## Timing:") and len(sections) == 3
+    timing = report[report.index("## Timing:") :]
+    rows = [line for line in timing.splitlines() if line.startswith("| ")][1:]
+    assert [row.split("|")[1].strip() for row in rows] == ["fig3", "total"]  # the last run only
+    seeds, cpu, per_seed = (float(cell) for cell in rows[0].split("|")[2:5])
+    assert seeds == 1 and cpu > 0 and per_seed == pytest.approx(cpu, abs=0.051)
+    assert "Wall time of the whole run:" in timing
+    printed = stream.getvalue()
+    assert "s wall" in printed and "CPU s; report:" in printed
+    assert "Timing" not in (out / "CLAIMS.md").read_text(encoding="utf-8")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from chemistry.experiments import EXPERIMENTS
 from chemistry.experiments.command import reproduce
@@ -67,3 +69,70 @@ def test_robust_claims(run):
 def test_reproducible_from_the_seed(run, tmp_path):
     reproduce(["quine"], scale="quick", out=tmp_path, stream=io.StringIO())
     assert _rows(run, "quine") == _rows(tmp_path, "quine")
+
+
+def _by_seed(folder: Path, name: str, seed: int) -> list[dict[str, str]]:
+    return [row for row in _rows(folder, name) if row["seed"] == str(seed)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_seed_in_the_batch_equals_the_seed_alone(run, tmp_path, name):
+    """Seeds run as rows of one batch; seed 1 of the batched run (seeds 0–1) equals seed 1 alone."""
+    reproduce([name], scale="quick", seeds=2, out=tmp_path / "two", stream=io.StringIO())
+    alone = tmp_path / "alone"
+    reproduce([name], scale="quick", seeds=1, first_seed=1, out=alone, stream=io.StringIO())
+    together, single = _by_seed(tmp_path / "two", name, 1), _by_seed(alone, name, 1)
+    assert len(together) == len(single) > 0
+    for a, b in zip(together, single, strict=True):
+        assert a.keys() == b.keys() and a["method"] == b["method"]
+        for key in a:
+            try:
+                x, y = float(a[key]), float(b[key])
+            except ValueError:
+                assert a[key] == b[key], key
+                continue
+            assert math.isclose(x, y, rel_tol=1e-5, abs_tol=1e-9) or (x != x and y != y), key
+    # and the batch's two seeds differ (each row has its own projection, weights and data order)
+    first = _by_seed(tmp_path / "two", name, 0)
+    assert [r["rho"] for r in first] != [r["rho"] for r in together]
+
+
+def test_quotients_and_margin_on_hand_built_numbers():
+    from chemistry.experiments.quine import _final, accuracy_margin, quotient
+    from particles.quine_training import QuineRun
+
+    assert quotient(1.0, 4.0) == 0.25  # L_SR 4 → 1: lowered to a quarter
+    assert quotient(6.0, 3.0) == 2.0
+    assert math.isnan(quotient(1.0, 0.0))
+    assert accuracy_margin(0.9, 0.85) == pytest.approx(5.0)  # 90 % vs 85 %: 5 points worse
+    assert accuracy_margin(0.8, 0.9) == pytest.approx(-10.0)
+
+    def record(loss, rho):
+        return {
+            "step": 0,
+            "event": "epoch",
+            "loss": torch.tensor([loss, 9.0], dtype=torch.float64),
+            "rho": torch.tensor([rho, 9.0], dtype=torch.float64),
+            "sum_sq": torch.tensor([loss / rho, 1.0]),
+            "rms": torch.tensor([0.0, 0.0]),
+            "relative_error": torch.tensor([0.0, 0.0]),
+            "zero": torch.tensor([False, False]),
+        }
+
+    run = QuineRun(torch.zeros(2, 3), [record(8.0, 2.0), record(4.0, 0.5), record(2.0, 0.8)])
+    final = _final(run, row=0)
+    assert final["loss_quotient"] == 0.25 and final["rho_quotient"] == 0.4
+    assert final["rho_min"] == 0.5
+
+
+def test_aux_results_carry_the_margin(run):
+    rows = {row["method"]: row for row in _rows(run, "quine-aux")}
+    base = float(rows["classification only"]["accuracy"])
+    for method, row in rows.items():
+        if method == "classification only":
+            assert row["accuracy_margin"] == ""
+            continue
+        assert float(row["accuracy_margin"]) == pytest.approx(100 * (base - float(row["accuracy"])))
+        assert float(row["rho_quotient"]) == pytest.approx(
+            float(row["rho"]) / float(row["rho_start"])
+        )

@@ -2,8 +2,8 @@
 
 The eager path (``fused.disabled()``) defines the behaviour; the per-particle torch reference of
 ``tests/particles/reference.py`` (one ``nn.Module`` and one ``torch.optim.SGD`` per particle) is
-the independent answer. Batches are at least ``fused.MIN_BATCH`` so that the kernels run, and a
-route spy checks that they did.
+the independent answer. Batches are at least ``fused.MIN_BATCH`` so that the kernels run (except
+where a test says so), and a route spy checks that they did.
 """
 
 from __future__ import annotations
@@ -125,6 +125,25 @@ def test_other_shapes_equal_eager(width, depth, encoding, mode, kernel_calls):
         assert_same(fast.weights, slow.weights, 1e-12)
         assert_same(fast.loss, slow.loss, 1e-12)
     assert len(kernel_calls) == 2
+
+
+@pytest.mark.parametrize("batch", [1, 10, fused.MIN_BATCH - 1])
+@pytest.mark.parametrize("learning", [False, True])
+def test_small_per_sample_batches_take_the_kernel(batch, learning, kernel_calls):
+    """per_sample training is fused at any batch (its eager pass loops over the samples in
+    Python); full_batch training under ``MIN_BATCH`` rows stays eager."""
+    architecture = Weightwise()
+    w = rows(architecture, n=batch, seed=15)
+    teacher_w = rows(architecture, n=batch, seed=16)
+    kwargs = dict(steps=50, lr=0.04, mode="per_sample")
+    fast = run_training(learning, architecture, w, architecture, teacher_w, **kwargs)
+    slow = eager(lambda: run_training(learning, architecture, w, architecture, teacher_w, **kwargs))
+    assert kernel_calls == ["train_sample"]
+    assert_same(fast.weights, slow.weights, 1e-12)
+    assert_same(fast.loss, slow.loss, 1e-12)
+    kwargs["mode"] = "full_batch"
+    run_training(learning, architecture, w, architecture, teacher_w, **kwargs)
+    assert kernel_calls == ["train_sample"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -333,3 +333,159 @@ def test_bad_arguments_name_the_value():
         )
     with pytest.raises(ValueError, match="images"):
         quine.predict(w, torch.tensor([0]), torch.zeros(1, 64))
+
+
+# ---------------------------------------------------------------------------------------------
+# The hand-written gradient and batches of seeds (one quine per row, each with its own seed)
+
+
+def _autograd_loss(quine, w, targets, coordinates, images, labels, alpha, lam, tau):
+    """The minibatch loss written out with torch's autograd (the reference for the hand pass)."""
+    w = w.clone().requires_grad_()
+    prediction, logits = quine.forward(w, coordinates, images)
+    index = coordinates if coordinates.dim() == 2 else coordinates.expand(w.shape[0], -1)
+    loss = alpha * (prediction - targets.gather(1, index)).square().sum(dim=1)
+    if logits is not None:
+        labels = labels if labels.dim() == 2 else labels.expand(w.shape[0], -1)
+        cross = torch.nn.functional.cross_entropy(
+            (logits / tau).transpose(1, 2), labels, reduction="none"
+        )
+        loss = loss + lam * cross.sum(dim=1)
+    loss.sum().backward()
+    return loss.detach(), w.grad
+
+
+@pytest.mark.parametrize(
+    "quine",
+    [
+        Quine.small(),
+        Quine.small(selu_output=True),
+        Quine.small(projection_seeds=(4, 1, 4)),
+        Quine.small_auxiliary(),
+        Quine.small_auxiliary(projection_seeds=(2, 0, 2)),
+    ],
+    ids=["vanilla", "selu-output", "row-seeds", "auxiliary", "auxiliary-row-seeds"],
+)
+@pytest.mark.parametrize("per_row", [False, True])
+def test_hand_gradient_equals_autograd(quine, per_row):
+    g = _generator(3)
+    w = quine.init(3, generator=g, dtype=torch.float64)
+    targets = quine.init(3, generator=g, dtype=torch.float64)
+    shape = (3, 7) if per_row else (7,)
+    coordinates = torch.randint(quine.num_weights, shape, generator=g)
+    images = labels = lam = None
+    if quine.auxiliary:
+        images = torch.rand((*shape, quine.inputs), generator=g, dtype=torch.float64)
+        labels = torch.randint(quine.classes, shape, generator=g)
+        lam = torch.tensor([0.5, 0.01, 2.0], dtype=torch.float64)
+    alpha = torch.tensor([1.0, 0.0, 3.0], dtype=torch.float64)
+    loss, grad = quine.loss_and_gradient(
+        w,
+        targets,
+        coordinates,
+        replication=alpha,
+        images=images,
+        labels=labels,
+        lam=lam,
+        temperature=0.3,
+    )
+    expected_loss, expected_grad = _autograd_loss(
+        quine, w, targets, coordinates, images, labels, alpha, lam, 0.3
+    )
+    assert torch.allclose(loss, expected_loss, rtol=1e-12, atol=0)
+    assert torch.allclose(grad, expected_grad, rtol=1e-10, atol=1e-14)
+    only, none = quine.loss_and_gradient(
+        w,
+        targets,
+        coordinates,
+        replication=alpha,
+        images=images,
+        labels=labels,
+        lam=lam,
+        temperature=0.3,
+        gradient=False,
+    )
+    assert none is None and torch.allclose(only, expected_loss, rtol=1e-12, atol=0)
+
+
+def test_row_projection_seeds_give_each_row_its_seeds_projection():
+    seeds = (5, 2, 5)
+    batched = Quine.small(projection_seeds=seeds)
+    w = batched.init(3, generator=_generator(), dtype=torch.float64)
+    together = batched.predict(w)
+    for row, seed in enumerate(seeds):
+        alone = Quine.small(projection_seed=seed).predict(w[row : row + 1])
+        assert torch.allclose(together[row : row + 1], alone, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="one projection seed per row"):
+        batched.predict(w[:2])
+    with pytest.raises(ValueError, match="projection_seeds"):
+        Quine.small(projection_seeds=())
+
+
+@pytest.mark.parametrize(
+    ("optimizers", "auxiliary"),
+    [
+        (["sgd", "adagrad", "rmsprop", "adam", "adamax"], False),
+        (["hill_climb"] * 3, False),
+        (["adamax"] * 3, True),
+    ],
+    ids=["gradient", "hill-climb", "auxiliary"],
+)
+def test_row_k_of_a_batch_of_seeds_equals_seed_k_alone(optimizers, auxiliary):
+    """Rows with their own projection seed, generator and optimiser train as if alone."""
+    batch = len(optimizers)
+    seeds = tuple(range(10, 10 + batch))
+    make = Quine.small_auxiliary if auxiliary else Quine.small
+    task = digits() if auxiliary else None
+    extra = {"task": task, "lam": [0.01, 0.1, 0.01], "replication": [1.0, 1.0, 0.0]}
+    extra = extra if auxiliary else {}
+    w = make().init(batch, generator=_generator(), dtype=torch.float64)
+    together = train_quine(
+        make(projection_seeds=seeds),
+        w,
+        epochs=2,
+        optimizer=optimizers,
+        sigma=1e-3,
+        generator=[_generator(s) for s in seeds],
+        **extra,
+    )
+    for row, seed in enumerate(seeds):
+        alone_extra = {k: [v[row]] if isinstance(v, list) else v for k, v in extra.items()}
+        alone = train_quine(
+            make(projection_seed=seed),
+            w[row : row + 1],
+            epochs=2,
+            optimizer=optimizers[row],
+            sigma=1e-3,
+            generator=_generator(seed),
+            **alone_extra,
+        )
+        assert torch.allclose(together.weights[row], alone.weights[0], rtol=1e-12, atol=1e-15)
+        assert torch.allclose(together.series("rho")[:, row], alone.series("rho")[:, 0])
+    if not auxiliary:  # the rows did train, and differently from each other
+        assert not torch.equal(together.weights[0], together.weights[1])
+
+
+@pytest.mark.parametrize("name", ["sgd", "adagrad", "rmsprop", "adam", "adamax"])
+def test_hand_optimisers_equal_torch_optim(name):
+    from particles.quine_training import DEFAULT_LRS, Optimizer
+
+    g = _generator(7)
+    start = torch.randn(3, 50, generator=g, dtype=torch.float64)
+    mine, reference = start.clone(), start.clone().requires_grad_()
+    optimizer = Optimizer(name, mine)
+    torch_class = {
+        "sgd": torch.optim.SGD,
+        "adagrad": torch.optim.Adagrad,
+        "rmsprop": torch.optim.RMSprop,
+        "adam": torch.optim.Adam,
+        "adamax": torch.optim.Adamax,
+    }[name]
+    torch_optimizer = torch_class([reference], lr=DEFAULT_LRS[name])
+    for _ in range(6):
+        grad = torch.randn(3, 50, generator=g, dtype=torch.float64)
+        reference.grad = grad.clone()
+        optimizer.step(grad)  # may overwrite grad (its memory is scratch)
+        torch_optimizer.step()
+    assert torch.allclose(mine, reference.detach(), rtol=1e-12, atol=1e-15)
+    assert not torch.allclose(mine, start)
