@@ -379,32 +379,14 @@ def test_hand_gradient_equals_autograd(quine, per_row):
         labels = torch.randint(quine.classes, shape, generator=g)
         lam = torch.tensor([0.5, 0.01, 2.0], dtype=torch.float64)
     alpha = torch.tensor([1.0, 0.0, 3.0], dtype=torch.float64)
-    loss, grad = quine.loss_and_gradient(
-        w,
-        targets,
-        coordinates,
-        replication=alpha,
-        images=images,
-        labels=labels,
-        lam=lam,
-        temperature=0.3,
-    )
+    given = dict(replication=alpha, images=images, labels=labels, lam=lam, temperature=0.3)
+    loss, grad = quine.loss_and_gradient(w, targets, coordinates, **given)
     expected_loss, expected_grad = _autograd_loss(
         quine, w, targets, coordinates, images, labels, alpha, lam, 0.3
     )
     assert torch.allclose(loss, expected_loss, rtol=1e-12, atol=0)
     assert torch.allclose(grad, expected_grad, rtol=1e-10, atol=1e-14)
-    only, none = quine.loss_and_gradient(
-        w,
-        targets,
-        coordinates,
-        replication=alpha,
-        images=images,
-        labels=labels,
-        lam=lam,
-        temperature=0.3,
-        gradient=False,
-    )
+    only, none = quine.loss_and_gradient(w, targets, coordinates, **given, gradient=False)
     assert none is None and torch.allclose(only, expected_loss, rtol=1e-12, atol=0)
 
 
