@@ -56,18 +56,21 @@ def _parse_option(text: str) -> tuple[str, str]:
     return name.strip(), value
 
 
-def update_report(path: Path, key: str, section: str, *, last: bool = False) -> None:
-    """Put a section into REPORT.md, replacing an older section of the same key in place (or,
-    with ``last``, removing it and appending the new one at the end)."""
+def update_report(path: Path, key: str, section: str) -> None:
+    """Put a section into REPORT.md, replacing an older section of the same key. Sections stay
+    in the experiments' registry order whatever order they finish in; any other section (the
+    Timing) comes last."""
     text = path.read_text(encoding="utf-8") if path.exists() else REPORT_TITLE
-    pattern = re.compile(rf"^## {re.escape(key)}: .*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if last:
-        text = pattern.sub("", text)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    write_text_atomically(path, text)
+    head, *sections = re.split(r"^(?=## )", text, flags=re.MULTILINE)
+    sections = [s for s in sections if _section_key(s) != key] + [section]
+    rank = {experiment.key: i for i, experiment in enumerate(EXPERIMENTS.values())}
+    sections.sort(key=lambda s: rank.get(_section_key(s), len(rank)))  # stable
+    body = "\n\n".join(s.strip("\n") for s in sections)
+    write_text_atomically(path, head.rstrip("\n") + "\n\n" + body + "\n")
+
+
+def _section_key(section: str) -> str:
+    return section[3:].split(":", 1)[0]
 
 
 def claims_table(report: str) -> str:
@@ -306,7 +309,7 @@ def reproduce(
     total = time.perf_counter() - started
     rows = [timings[name] for name in names]
     timing = timing_section(rows, total, workers, sweep_workers, (load, _load_average()))
-    update_report(report, TIMING_KEY, timing, last=True)
+    update_report(report, TIMING_KEY, timing)
     write_text_atomically(out / "CLAIMS.md", claims_table(report.read_text(encoding="utf-8")))
     print(
         f"total {total:.1f} s (wall, {workers} worker{'s' if workers > 1 else ''}), "

@@ -273,3 +273,16 @@ def test_report_records_cpu_and_wall_seconds_and_a_timing_section_kept_last(tmp_
     printed = stream.getvalue()
     assert "s wall" in printed and "CPU s; report:" in printed
     assert "Timing" not in (out / "CLAIMS.md").read_text(encoding="utf-8")
+
+
+def test_report_sections_follow_the_registry_whatever_order_they_finish_in(tmp_path):
+    from chemistry.experiments.command import update_report
+
+    report = tmp_path / "REPORT.md"
+    for key in ("Timing", "Q4", "E10", "E2", "E1"):  # the order a pool may finish them in
+        update_report(report, key, f"## {key}: first\n\ntext of {key}\n")
+    update_report(report, "E2", "## E2: again\n\nnew text\n")  # replaced where it stands
+    text = report.read_text(encoding="utf-8")
+    keys = [line[3:].split(":")[0] for line in text.splitlines() if line.startswith("## ")]
+    assert keys == ["E1", "E2", "E10", "Q4", "Timing"]
+    assert "new text" in text and "text of E2" not in text and text.startswith("# Reproduction")
