@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,6 +208,11 @@ class QuineRun:
         """One metric over the history: [len(history), B]."""
         return torch.stack([torch.as_tensor(record[key]).double() for record in self.history])
 
+    def until(self, step: int, weights: Tensor) -> QuineRun:
+        """The run as it stood after ``step`` epochs, given its ``weights`` then (e.g. kept by
+        ``on_epoch``): a shorter run is the start of a longer one with the same generators."""
+        return QuineRun(weights, [record for record in self.history if record["step"] <= step])
+
 
 def accuracy(quine: Quine, w: Tensor, task: TaskData) -> Tensor:
     """Test accuracy of each auxiliary quine: [B] (image j read with coordinate j mod N_θ)."""
@@ -348,6 +353,7 @@ def train_quine(
     temperature: float = 1.0,
     record: bool = True,
     record_every: int = 1,
+    record_at: Collection[int] = (),
     on_epoch: Callable[[int, Tensor], None] | None = None,
     _step0: int = 0,
     _record_start: bool = True,
@@ -376,6 +382,7 @@ def train_quine(
         temperature: τ > 0; the logits are divided by τ.
         record: compute the metrics into the history (at the start, and after epochs).
         record_every: record after every this many epochs (and always after the last one).
+        record_at: also record after these numbers of epochs.
         on_epoch: called as ``on_epoch(epoch, weights)`` after each epoch.
 
     Returns:
@@ -473,7 +480,8 @@ def train_quine(
                     for opt, rows_grad in optimizers:
                         opt.step(rows_grad)
             result = theta.clone()
-            if record and ((epoch + 1) % record_every == 0 or epoch + 1 == epochs):
+            done = epoch + 1
+            if record and (done % record_every == 0 or done == epochs or done in record_at):
                 history.append(
                     _record(quine, result, _step0 + epoch + 1, "epoch", task, images_eval)
                 )

@@ -66,6 +66,17 @@ def test_robust_claims(run):
     assert "| QC2 |" in report and "| yes |" in report.split("| QC2 |")[1].split("\n")[0]
 
 
+def test_q1_runs_both_budgets_and_judges_the_longer_one(run):
+    rows = [row for row in _rows(run, "quine") if row["seed"] == "0"]
+    budgets = {row["method"]: int(row["epochs"]) for row in rows if row.get("epochs")}
+    for name in ("sgd", "adagrad", "rmsprop", "adam", "adamax"):
+        assert budgets[name] == 10 and budgets[f"{name} (15 epochs)"] == 15
+    by_method = {row["method"]: row for row in rows}
+    assert by_method["adam"]["loss_start"] == by_method["adam (15 epochs)"]["loss_start"]
+    assert by_method["adam"]["loss"] != by_method["adam (15 epochs)"]["loss"]
+    assert "| QC1 (15 epochs) |" in (run / "REPORT.md").read_text(encoding="utf-8")
+
+
 def test_reproducible_from_the_seed(run, tmp_path):
     reproduce(["quine"], scale="quick", out=tmp_path, stream=io.StringIO())
     assert _rows(run, "quine") == _rows(tmp_path, "quine")

@@ -178,6 +178,31 @@ def test_batching_equals_training_alone(optimizer):
     assert torch.allclose(batch.weights[1:2], alone.weights, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("optimizer", ["adamax", "hill_climb"])
+def test_a_shorter_run_is_the_start_of_a_longer_one(optimizer):
+    """Q1's two budgets come from one run: its first epochs equal a run of that length."""
+    quine = Quine.small()
+    w = quine.init(2, generator=_generator(), dtype=torch.float64)
+    kept = {}
+    longer = train_quine(
+        quine,
+        w,
+        epochs=5,
+        optimizer=optimizer,
+        generator=_generator(7),
+        record_every=2,
+        record_at=(3,),
+        on_epoch=lambda epoch, weights: kept.setdefault(epoch + 1, weights),
+    )
+    assert [r["step"] for r in longer.history] == [0, 2, 3, 4, 5]
+    short = train_quine(quine, w, epochs=3, optimizer=optimizer, generator=_generator(7))
+    start = longer.until(3, kept[3])
+    assert torch.equal(start.weights, short.weights)
+    assert not torch.equal(longer.weights, short.weights)
+    assert [r["step"] for r in start.history] == [0, 2, 3]
+    assert torch.equal(start.history[-1]["loss"], short.history[-1]["loss"])
+
+
 def test_a_diverged_row_does_not_touch_the_others():
     quine = Quine.small()
     w = quine.init(2, generator=_generator(), dtype=torch.float64)
