@@ -511,8 +511,8 @@ def schedule(
 
     ``epochs_per_generation = 0`` is pure regeneration. Each generation starts a fresh optimiser
     (regeneration makes a new network). ``training`` goes to ``train_quine``. The history holds
-    a record after every epoch and after every regeneration (``step`` counts epochs) of every
-    ``record_every``-th generation and of the last.
+    a record after every epoch and after every regeneration (``step`` counts epochs, ``updates``
+    epochs and regenerations) of every ``record_every``-th generation and of the last.
     """
     check_count("generations", generations, 0)
     check_count("epochs_per_generation", epochs_per_generation, 0)
@@ -520,7 +520,7 @@ def schedule(
     check_weights("w", w, quine.num_weights)
     task = training.get("task")
     images = evaluation_images(quine, task, w.device, w.dtype) if task is not None else None
-    history = [_record(quine, w, 0, "start", task, images)]
+    history = [_record(quine, w, 0, "start", task, images) | {"updates": 0}]
     step = 0
     for generation in range(generations):
         keep = (generation + 1) % record_every == 0 or generation + 1 == generations
@@ -535,11 +535,12 @@ def schedule(
                 **training,
             )
             w = run.weights
-            history += run.history
+            history += [record | {"updates": record["step"] + generation} for record in run.history]
             step += epochs_per_generation
         w = regenerate_quine(quine, w, task)
         if keep:
-            history.append(_record(quine, w, step, "regenerate", task, images))
+            record = _record(quine, w, step, "regenerate", task, images)
+            history.append(record | {"updates": step + generation + 1})
     return QuineRun(w.clone(), history)
 
 

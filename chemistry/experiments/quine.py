@@ -116,7 +116,7 @@ def _history_rows(method: str, run: QuineRun, row: int = 0, **extra) -> list[dic
 
 
 def _curves_figure(curves: dict[str, tuple[list, list, list]], path: Path, *, title: str) -> Path:
-    """Two panels, L_SR and ρ (log scales) against updates (epochs and regenerations)."""
+    """Two panels, L_SR and ρ (log scales) against updates (epochs and regenerations done)."""
     figure = Figure(figsize=(11, 4))
     left, right = figure.subplots(1, 2)
     for name, (steps, loss, rho) in curves.items():
@@ -125,7 +125,7 @@ def _curves_figure(curves: dict[str, tuple[list, list, list]], path: Path, *, ti
     right.axhline(1.0, color="grey", linestyle="--", linewidth=0.8)
     for axes, label in ((left, "replication loss L_SR (sum)"), (right, "ρ = L_SR / Σθ²")):
         axes.set_yscale("log")
-        axes.set_xlabel("updates (optimisation epochs and regenerations)")
+        axes.set_xlabel("updates done (optimisation epochs and regenerations)")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
     right.text(0.01, 0.02, "ρ = 1: output 0 everywhere", transform=right.transAxes, fontsize=7)
@@ -135,8 +135,9 @@ def _curves_figure(curves: dict[str, tuple[list, list, list]], path: Path, *, ti
 
 
 def _curves(run: QuineRun, row: int = 0) -> tuple[list, list, list]:
-    steps = list(range(len(run.history)))  # updates: optimisation epochs and regenerations
-    return steps, run.series("loss")[:, row].tolist(), run.series("rho")[:, row].tolist()
+    """(updates done, L_SR, ρ) at each record (a training run's records count epochs only)."""
+    updates = [record.get("updates", record["step"]) for record in run.history]
+    return updates, run.series("loss")[:, row].tolist(), run.series("rho")[:, row].tolist()
 
 
 def _fmt(values: dict[str, float]) -> str:

@@ -242,6 +242,30 @@ def test_schedule_pure_regeneration_heads_to_zero():
         "epoch",
         "regenerate",
     ]
+    # updates done, counted by hand: epochs and regenerations, however sparse the records
+    assert [r["updates"] for r in run.history] == list(range(41))
+    assert [r["updates"] for r in alternation.history] == [0, 1, 2, 3, 4]
+    sparse = schedule(
+        quine,
+        w,
+        generations=5,
+        epochs_per_generation=2,
+        record_every=2,
+        generator=_generator(),
+        optimizer="sgd",
+    )
+    assert [(r["step"], r["updates"]) for r in sparse.history] == [
+        (0, 0),
+        (3, 4),  # generation 1 (of 0-4): 1 × (2 epochs + 1 regeneration) = 3 updates before it
+        (4, 5),
+        (4, 6),
+        (7, 10),
+        (8, 11),
+        (8, 12),
+        (9, 13),
+        (10, 14),
+        (10, 15),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
