@@ -185,11 +185,11 @@ def quine_run(
 
     batched: dict[str, tuple[QuineRun, int]] = {}  # method → (run, first row)
     long_epochs = long_epochs if long_epochs > epochs else 0
-    at_budget: dict[int, Tensor] = {}
+    at_budget: list[Tensor] = []  # the weights after `epochs` epochs
 
     def keep_budget(epoch: int, weights: Tensor) -> None:
         if epoch + 1 == epochs:
-            at_budget[epochs] = weights
+            at_budget.append(weights)
 
     q1_long = train_quine(  # Q1: every optimiser × every seed in one batch
         rows(len(OPTIMIZERS)),
@@ -201,7 +201,7 @@ def quine_run(
         record_at=(epochs,),
         on_epoch=keep_budget,
     )
-    q1 = q1_long.until(epochs, at_budget[epochs]) if long_epochs else q1_long
+    q1 = q1_long.until(epochs, at_budget[0]) if long_epochs else q1_long
     for index, name in enumerate(OPTIMIZERS):
         batched[name] = (q1, index * count)
         if long_epochs:
@@ -262,14 +262,15 @@ def _quine_outcome(
     alternation_optimizer: str,
 ) -> Outcome:
     """One seed's rows, results, figures and claims of Q1–Q3 (``runs``: method → (run, row))."""
+    # optimiser → its row at the longer Q1 budget (none when there is no longer budget)
+    longer = {name: _long(name, long_epochs) for name in OPTIMIZERS if long_epochs}
     extras = {name: {"epochs": epochs} for name in OPTIMIZERS}
-    if long_epochs:
-        extras |= {_long(name, long_epochs): {"epochs": long_epochs} for name in OPTIMIZERS}
+    extras |= {method: {"epochs": long_epochs} for method in longer.values()}
     extras |= {m: {"epochs": epochs, "sigma": sigma} for m in ("hill_climb", "sgd+hill_climb")}
     extras["regeneration (T=0)"] = {"generations": regenerations, "T": 0}
     extras[alternation] = {"generations": generations, "T": 1}
     keys = {name: "Q1" for name in OPTIMIZERS} | {"hill_climb": "Q2", "sgd+hill_climb": "Q2"}
-    keys |= {_long(name, long_epochs): "Q1" for name in OPTIMIZERS}
+    keys |= {method: "Q1" for method in longer.values()}
     rows: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     results: dict[str, dict[str, float]] = {}
@@ -286,10 +287,7 @@ def _quine_outcome(
     q1_budget = long_epochs or epochs  # the longer run's curves hold the shorter one's
     figures = [
         _curves_figure(
-            {
-                name: curves(_long(name, long_epochs) if long_epochs else name)
-                for name in OPTIMIZERS
-            },
+            {name: curves(longer.get(name, name)) for name in OPTIMIZERS},
             context.out / "q1_optimisers.png",
             title=f"Q1: optimisers, {q1_budget} epochs, quine h={hidden} "
             f"({quine.num_weights} weights)",
@@ -327,7 +325,7 @@ def _quine_outcome(
     qc2 = r_regen["zero"] or (
         r_regen["sum_sq"] <= 1e-3 * r_regen["sum_sq_start"] and r_regen["rho"] >= REPLICATES
     )
-    compared = [m for m in results if not m.endswith(" epochs)")]  # one budget: `epochs`
+    compared = [m for m in results if m not in longer.values()]  # one budget: `epochs`
     finals = {m: results[m]["rho"] for m in compared if alive(m)}
     best_rho = min(finals, key=finals.get) if finals else "none"
     best_loss = min(compared, key=lambda m: results[m]["loss"])
@@ -375,20 +373,21 @@ def _quine_outcome(
             setting=setting,
         ),
     ]
-    if long_epochs:
-        longer = {name: lowered(_long(name, long_epochs)) for name in OPTIMIZERS}
-        best = min(OPTIMIZERS, key=lambda name: results[_long(name, long_epochs)]["rho"])
+    if longer:
+        lowered_longer = {name: lowered(method) for name, method in longer.items()}
+        best = min(longer, key=lambda name: results[longer[name]]["rho"])
         claims.append(
             Claim(
                 f"QC1 ({long_epochs} epochs)",
                 "replication loss lowered by gradient-based optimisation, at the paper's longer "
                 "budget",
-                any(v[0] and v[1] for v in longer.values()),
+                any(v[0] and v[1] for v in lowered_longer.values()),
                 f"after {long_epochs} epochs: L_SR lowered by "
-                f"{sum(v[0] for v in longer.values())}/{len(OPTIMIZERS)} optimisers, ρ lowered "
-                f"to ≤ {REPLICATES} by {sum(v[1] for v in longer.values())}/{len(OPTIMIZERS)}; "
-                f"best {best} ({_fmt(results[_long(best, long_epochs)])})",
-                value=results[_long(best, long_epochs)]["rho"],
+                f"{sum(v[0] for v in lowered_longer.values())}/{len(OPTIMIZERS)} optimisers, ρ "
+                f"lowered to ≤ {REPLICATES} by "
+                f"{sum(v[1] for v in lowered_longer.values())}/{len(OPTIMIZERS)}; "
+                f"best {best} ({_fmt(results[longer[best]])})",
+                value=results[longer[best]]["rho"],
                 quantity=f"lowest final ρ of the optimisers after {long_epochs} epochs",
                 threshold=f"≥ 1 gradient optimiser lowers L_SR and reaches ρ ≤ {REPLICATES}",
                 setting=f"h = {hidden}, {long_epochs} epochs",
