@@ -83,7 +83,7 @@ def claims_table(report: str) -> str:
     experiment = ""
     for line in report.splitlines():
         if line.startswith("## "):
-            experiment = line[3:].split(":", 1)[0]
+            experiment = _section_key(line)
         elif line.startswith("| ") and not line.startswith(("| claim ", "|---")):
             cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
             if len(cells) == 8:
