@@ -70,6 +70,11 @@ class RunLock:
         self.release()
 
 
+def unlocked_entries(directory: str | os.PathLike) -> list[Path]:
+    """The entries of ``directory`` other than its lock file (what a run directory holds)."""
+    return [entry for entry in Path(directory).iterdir() if entry.name != LOCK_NAME]
+
+
 def _read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text(encoding="ascii").strip())

@@ -47,7 +47,7 @@ from chemistry.config import ConfigError, RunConfig, build_soup, load_config
 from chemistry.config.soup import config_of, rule_table
 from chemistry.event_log import EventLog
 from chemistry.genealogy import Genealogy
-from chemistry.lock import LOCK_NAME, hold, release
+from chemistry.lock import hold, release, unlocked_entries
 from chemistry.plots import plot_counts, plot_lineage, plot_trajectories
 from chemistry.soup import Soup
 from chemistry.storage import (
@@ -273,7 +273,7 @@ def prepare_directory(directory: str | Path, *, overwrite: bool) -> Callable[[],
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise RunFileError(f"{directory} is a file, not a run directory; choose another --out")
-    if not directory.exists() or not any(p.name != LOCK_NAME for p in directory.iterdir()):
+    if not directory.exists() or not unlocked_entries(directory):
 
         def claim() -> None:
             hold(directory)

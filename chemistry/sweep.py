@@ -72,7 +72,7 @@ from chemistry.config import toml_value as _toml_value
 from chemistry.config import type_name as _type_name
 from chemistry.config.overrides import apply_settings, check_path
 from chemistry.config.schema import _check, _check_keys, _read
-from chemistry.lock import LOCK_NAME, hold, release
+from chemistry.lock import hold, release, unlocked_entries
 from chemistry.runs import (
     DATA_FILES,
     MANIFEST_NAME,
@@ -503,9 +503,11 @@ def _complete_point(directory: Path, expected: dict[str, Any]) -> str:
                 run_soup(soup, config, directory)
                 write_run(soup, config, directory)
                 return "resumed"
-    for stale in directory.iterdir():  # the lock file stays: this process holds it
-        if stale.name != LOCK_NAME:
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    for stale in unlocked_entries(directory):  # the lock file stays: this process holds it
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
     soup = config.build()
     write_config(config, directory)
     run_soup(soup, config, directory)
@@ -723,11 +725,7 @@ class SweepReport:
 def _prepare_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise SweepError(f"{out} is a file, not a sweep directory; choose another --out")
-    if (
-        out.is_dir()
-        and any(p.name != LOCK_NAME for p in out.iterdir())
-        and not (out / SWEEP_NAME).exists()
-    ):
+    if out.is_dir() and unlocked_entries(out) and not (out / SWEEP_NAME).exists():
         raise SweepError(
             f"{out} is not empty and is not a sweep directory (it has no {SWEEP_NAME}); nothing "
             "was changed. Choose another --out"
