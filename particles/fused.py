@@ -196,11 +196,11 @@ def train_weightwise(
         step, scale = -lr * 2.0 if single else -lr * (2.0 / count), 0.0
     else:
         step, scale = 0.0, 2.0 if single else 2.0 / count
-    q = np.asarray([lr, momentum, step, scale, *gram], dtype=_array(w).dtype)
+    w_in = _array(w)
+    q = np.asarray([lr, momentum, step, scale, *gram], dtype=w_in.dtype)
     out_w = torch.empty_like(w, memory_format=torch.contiguous_format)
     out_vel = torch.empty_like(out_w) if velocity is not None else out_w[:, :1]
     loss = torch.empty(batch, dtype=dtype)
-    w_in = _array(w)
     vel_in = _array(velocity) if velocity is not None else w_in
     teacher_in = _array(teacher) if learning else w_in
     pos = _array(positions)
