@@ -38,8 +38,9 @@ class Respawn(Interaction):
         self.last_divergent = 0
         for bank, positions, rows in soup.groups(nodes):
             # The whole bank is read in place (nothing is written here).
-            weights = bank.weights if rows is bank.every_row() else bank.read(rows)
-            divergent = bank.divergent if rows is bank.every_row() else bank.divergent[rows]
+            whole = rows is bank.every_row()
+            weights = bank.weights if whole else bank.read(rows)
+            divergent = bank.divergent if whole else bank.divergent[rows]
             # max |w_i| per particle: NaN or inf exactly when a weight is not finite.
             size = weights.abs().amax(dim=1)
             # 2: diverged, 1: zero, 0: kept; one transfer to the host, where nodes live.
