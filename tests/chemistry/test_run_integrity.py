@@ -17,21 +17,10 @@ import pytest
 from chemistry.cli import main
 from chemistry.lock import LOCK_NAME, RunLock, RunLockedError, holder
 from chemistry.storage import stale_temporaries
+from tests.chemistry.test_cli import bad_input
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 TINY = ["--population", "4", "--epochs", "4", "--self-train", "2", "--checkpoint-every", "2"]
-
-
-def bad_input(capsys, argv: list[str], *fragments: str) -> str:
-    code = main(argv)
-    captured = capsys.readouterr()
-    assert code == 2, captured
-    assert "Traceback" not in captured.err
-    message = captured.err.strip()
-    assert message.startswith(f"chemistry {argv[0]}: error: "), message
-    for fragment in fragments:
-        assert fragment in message, (fragment, message)
-    return message
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
